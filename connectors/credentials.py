@@ -44,6 +44,9 @@ class Connection(BaseModel):
     urls: dict[str, str] = Field(default_factory=dict)
     #: Set when the provider refused the refresh token for good (invalid_grant): reconnect needed.
     broken_reason: str | None = None
+    #: When access tokens were last requested with the current refresh token (Zoho mints at most
+    #: 10 per refresh token per 10 minutes); kept with the connection so every process sees them.
+    recent_mints: list[datetime] = Field(default_factory=list)
 
 
 class CredentialStore(Protocol):
