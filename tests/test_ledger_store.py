@@ -142,8 +142,17 @@ def test_connection_round_trip_with_versions(ledger: Ledger) -> None:
     assert ledger.load_connection("acme", "xero").refresh_token.get_secret_value() == "rt-next"  # type: ignore[union-attr]
     assert ledger.connection_version("acme", "xero") == 2
 
-    zoho = Connection(org="acme", system="zoho", client_id="z", api_domain="http://127.0.0.1:8702")
+    zoho = Connection.model_validate(
+        {
+            "org": "acme",
+            "system": "zoho",
+            "client_id": "z",
+            "api_domain": "http://127.0.0.1:8702",
+            "recent_mints": [T0, T0 + timedelta(minutes=1)],
+        }
+    )
     ledger.save_connection(zoho)
+    assert ledger.load_connection("acme", "zoho").model_dump() == zoho.model_dump()
     ledger.save_connection(xero_connection(org="other"))
     assert [(c.org, c.system) for c in ledger.list_connections("acme")] == [
         ("acme", "xero"),
