@@ -208,3 +208,25 @@ class RunRecord(Base):
     state: Mapped[str] = mapped_column(String(16))
     window: Mapped[str | None] = mapped_column(Text)
     counts: Mapped[dict[str, Any] | None]
+
+
+class StageRecord(Base):
+    """A page or batch handed from one task to the next inside a run (compressed JSON).
+
+    Tasks return only the stage's name, so Prefect persists tiny results and a UI Retry of the
+    run finds the staged data again; housekeeping drops stages of finished or abandoned runs.
+    """
+
+    __tablename__ = "stage"
+    __table_args__ = (
+        UniqueConstraint("org", "run_id", "name"),
+        Index("ix_stage_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org: Mapped[str] = mapped_column(String(100))
+    run_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200))
+    items: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]

@@ -18,11 +18,12 @@ from ledger.links import LinksMixin
 from ledger.locks import Lease, LeaseManager
 from ledger.migrate import upgrade
 from ledger.runs import RunsMixin
+from ledger.staging import StagingMixin
 from ledger.schemas import LeaseInfo
 from ledger.watermarks import WatermarksMixin
 
 
-class Ledger(ConnectionsMixin, LinksMixin, WatermarksMixin, JournalMixin, IntentsMixin, RunsMixin):
+class Ledger(ConnectionsMixin, LinksMixin, WatermarksMixin, JournalMixin, IntentsMixin, RunsMixin, StagingMixin):
     """The product's sync state. Thread-safe; open one per process (don't share across fork).
 
     Every method is its own short transaction unless called inside :meth:`atomic`.
