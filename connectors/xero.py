@@ -107,10 +107,14 @@ def xero_datetime(value: Any) -> datetime | None:
 
 
 def if_modified_since(moment: datetime) -> str:
-    """The ``If-Modified-Since`` value: UTC, ``YYYY-MM-DDTHH:MM:SS`` (naive moments are taken as UTC)."""
+    """The ``If-Modified-Since`` value: UTC to the second, ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    Xero reads it as UTC "accurate to the second"; the trailing ``Z`` makes it the RFC 3339
+    ``date-time`` the spec declares for the header. Naive moments are taken as UTC.
+    """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _chunks(values: Sequence[str], size: int) -> list[list[str]]:
@@ -383,8 +387,10 @@ class XeroClient:
         PurchaseOrders).
 
         ``modified_since`` is the caller's watermark; ``overlap`` is subtracted before it is sent
-        as ``If-Modified-Since``. Records are de-duplicated by id across pages and chunks (a
-        record saved while we page can move between pages). Empty pages are not yielded.
+        as ``If-Modified-Since``. Pages are ordered by id unless ``order`` says otherwise.
+        Records are de-duplicated by id across pages and chunks (a record created or saved while
+        we page can show up twice). Empty pages are not yielded. A record saved after its page
+        was read comes back in the next read: set the next watermark to when this read began.
         """
         spec = ENTITIES[entity]
         if not spec.paged:
@@ -392,6 +398,10 @@ class XeroClient:
         size = max(1, min(page_size or self.settings.xero_page_size, self.settings.xero_page_size))
         base: dict[str, Any] = dict(params or {})
         base["pageSize"] = size
+        # Ordered by id unless told otherwise: a record saved while we page keeps its place, so
+        # no other record shifts across a page boundary and gets skipped (it would with
+        # UpdatedDateUTC order: the saved record jumps to the end and the rest move back one).
+        order = order or f"{spec.id_field} ASC"
         if spec.unitdp_read:
             base.setdefault("unitdp", 4)
         for name, value in (("where", where), ("order", order), ("searchTerm", search_term)):

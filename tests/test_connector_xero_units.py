@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -40,7 +41,7 @@ def test_batches_split_further_when_the_json_is_too_big() -> None:
         assert wire_size({"Contacts": [e for _, e in batch]}) <= limit
         assert len(json.dumps({"Contacts": [e for _, e in batch]}).encode()) <= limit
     # Packed greedily: no two neighbouring batches would have fit together.
-    for a, b in zip(batches, batches[1:], strict=False):
+    for a, b in itertools.pairwise(batches):
         assert wire_size({"Contacts": [e for _, e in a + b[:1]]}) > limit
 
 
@@ -131,9 +132,8 @@ def test_day_budget_from_headers_stops_before_the_reserve() -> None:
     with limiter.slot():
         pass
     limiter.observe({"X-DayLimit-Remaining": "3"})
-    with pytest.raises(BudgetExhausted, match="reserve"):
-        with limiter.slot():
-            pass
+    with pytest.raises(BudgetExhausted, match="reserve"), limiter.slot():
+        pass
 
 
 def test_a_day_429_blocks_until_retry_after() -> None:
@@ -157,10 +157,10 @@ def test_foreign_calls_revealed_by_the_minute_header_are_booked() -> None:
     assert limiter.foreign_calls == 17 and limiter.in_window() == 20
 
 
-def test_if_modified_since_is_utc_without_offset() -> None:
+def test_if_modified_since_is_utc_to_the_second() -> None:
     nz = timezone(timedelta(hours=13))
-    assert if_modified_since(datetime(2025, 7, 2, 9, 30, 15, 999, tzinfo=nz)) == "2025-07-01T20:30:15"
-    assert if_modified_since(datetime(2025, 7, 2, 9, 30, 15)) == "2025-07-02T09:30:15"
+    assert if_modified_since(datetime(2025, 7, 2, 9, 30, 15, 999, tzinfo=nz)) == "2025-07-01T20:30:15Z"
+    assert if_modified_since(datetime(2025, 7, 2, 9, 30, 15)) == "2025-07-02T09:30:15Z"
 
 
 def test_xero_dates_are_read_as_utc() -> None:
