@@ -56,7 +56,6 @@ from connectors.xero_batches import (
     KEYS,
     BatchResult,
     ElementResult,
-    Entity,
     Keyed,
     content_hash,
     dig,
@@ -160,7 +159,9 @@ class _XeroHttp(HttpClient):
                     "can resume once Xero's limit resets", status=429, code=problem, body=body)
             return RateLimitError("xero", f"rate limited ({problem or 'unknown limit'})", status=429,
                                   retry_after=wait, problem=problem, code=problem, body=body)
-        text = _error_text(body) or response.reason or "request failed"
+        # Xero's 404 is a plain-text sentence; other errors are JSON envelopes.
+        plain = response.text.strip()[:300] if body is None and response.content else None
+        text = _error_text(body) or plain or response.reason or "request failed"
         if status == 401:
             return AuthError("xero", text, status=status, body=body)
         if status == 403:
@@ -187,7 +188,8 @@ class _XeroHttp(HttpClient):
 
     def observe(self, response: requests.Response) -> None:
         if self.limiter is not None and response.request.headers.get("xero-tenant-id"):
-            self.limiter.observe(response.headers)
+            # A 429's Retry-After is the precise wait; its minute count must not book foreign calls.
+            self.limiter.observe(response.headers, book_foreign=response.status_code != 429)
         key = response.request.headers.get("Idempotency-Key")
         if key and response.status_code >= 400:
             KEYS.answered_with_error(key)
@@ -480,7 +482,8 @@ class XeroClient:
 
         ``PUT`` creates, ``POST`` updates (elements carry their Xero id) or creates. Lazily
         evaluated: the caller records one batch's results before the next request is sent. An
-        element too big for a request is returned as an ERROR result without being sent.
+        element too big for a request is returned as an ERROR result without being sent. Every
+        batch is checked for pairable elements before the first request goes out.
         Raises :class:`BudgetExhausted` (nothing sent for that batch), :class:`TransportError`
         when a batch's outcome stayed unknown (settle it by lookup) and other typed errors for
         requests Xero refused as a whole without per-element details.
@@ -488,6 +491,8 @@ class XeroClient:
         spec = ENTITIES[entity]
         path = path or f"/{entity}"
         batches, too_big = self.plan_batches(entity, elements)
+        for batch in batches:
+            match_keys(spec, batch)  # ValueError now, not after half the batches were sent
         if too_big:
             limit = self.settings.xero_max_request_bytes
             yield BatchResult(entity=entity, method=method, path=path, error="element too large", results=[
@@ -495,30 +500,41 @@ class XeroClient:
                                                               f"than one request may carry ({limit} bytes)")])
                 for k, size in too_big])
         for batch in batches:
-            yield self._write_batch(spec, method, path, batch)
+            yield self.write_batch(entity, batch, method=method, path=path)
 
-    def _write_batch(self, spec: Entity, method: Method, path: str, batch: list[Keyed]) -> BatchResult:
+    def write_batch(self, entity: str, batch: Sequence[Keyed], *, method: Method,
+                    path: str | None = None) -> BatchResult:
+        """One request for one planned batch (see :meth:`plan_batches`): ``(caller key, element)`` pairs.
+
+        For callers that record a write-ahead intent per batch before sending it. Always
+        ``summarizeErrors=false`` and ``unitdp=4``; the Idempotency-Key is derived from the
+        request's content. Results are paired by key; an element whose fate Xero's answer does
+        not tell comes back as ``UNKNOWN`` (settle it by lookup).
+        """
+        spec = ENTITIES[entity]
+        path = path or f"/{entity}"
+        batch = [(str(k), jsonable(e)) for k, e in batch]
+        if len(batch) > self.settings.xero_batch_size:
+            raise ValueError(f"a batch holds at most {self.settings.xero_batch_size} elements, got {len(batch)}")
+        match_keys(spec, batch)  # refuse before sending a batch whose answer could not be paired
         params = {"summarizeErrors": "false", "unitdp": 4}
         body = {spec.collection: [element for _, element in batch]}
         base = content_hash(self.tenant_id, method, path, params, body)
-        match_keys(spec, batch)  # refuse before sending a batch whose answer could not be paired
         used: dict[str, str] = {}
         try:
             answer = self._send(method, path, params=params, body=body, idempotency_base=base, used=used)
         except ValidationError as exc:
-            returned = exc.elements
-            # Xero may wrap elements of another collection in the envelope; pair what we can.
-            results = pair_results(spec, batch, returned,
-                                   missing_reason=f"Xero rejected the whole request: {exc.message}")
-            for r in results:
-                if r.status != "UNKNOWN" and not r.errors:
-                    r.errors.append(exc.message)
+            # A whole-request ValidationException: elements Xero flagged are errors; for the others
+            # the answer does not say whether they were written (Xero's summarised-errors trap).
+            reason = f"Xero rejected the request as a whole: {exc.message}"
+            results = [r if r.status == "ERROR" else
+                       r.model_copy(update={"status": "UNKNOWN", "errors": [*r.errors, reason]})
+                       for r in pair_results(spec, batch, exc.elements, missing_reason=reason)]
             return BatchResult(entity=spec.name, method=method, path=path, idempotency_key=used.get("key"),
                                http_status=exc.status, error=exc.message, results=results)
-        key = used.get("key")
         payload = answer.body if isinstance(answer.body, Mapping) else {}
         returned = payload.get(spec.collection) or []
-        return BatchResult(entity=spec.name, method=method, path=path, idempotency_key=key,
+        return BatchResult(entity=spec.name, method=method, path=path, idempotency_key=used.get("key"),
                            http_status=answer.status, results=pair_results(spec, batch, returned))
 
     def write_all(self, entity: str, elements: Mapping[str, Mapping[str, Any]], *,

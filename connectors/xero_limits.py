@@ -129,7 +129,7 @@ class XeroTenantLimiter(RollingWindowLimiter):
                     self._pending -= 1
 
     # --- what the headers say ----------------------------------------------------------------
-    def observe(self, headers: Mapping[str, str]) -> None:
+    def observe(self, headers: Mapping[str, str], *, book_foreign: bool = True) -> None:
         """Read Xero's remaining-call headers from one answer of this tenant."""
         day = header_int(headers, DAY_HEADER)
         minute = header_int(headers, MINUTE_HEADER)
@@ -142,7 +142,7 @@ class XeroTenantLimiter(RollingWindowLimiter):
                 self.minute_remaining = minute
             if app_minute is not None:
                 self.app_minute_remaining = app_minute
-        if minute is not None:
+        if minute is not None and book_foreign:
             self._book_foreign_calls(minute)
 
     def _book_foreign_calls(self, minute_remaining: int) -> None:

@@ -13,13 +13,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from connectors.errors import BudgetExhausted, TokenRefreshError
+from connectors.credentials import Connection, MemoryCredentialStore
+from connectors.errors import BudgetExhausted, NotFoundError, TokenRefreshError, TransportError
 from connectors.xero import BillRef, XeroClient
+from connectors.xero_batches import IdempotencyKeys
 from connectors.xero_limits import forget_limiters
 from tests.test_connector_xero_support import (  # noqa: F401  (fixtures)
     Recorder,
     XeroSandboxHandle,
     client_for,
+    connection_from,
     contact,
     store_for,
     xero,
@@ -471,3 +474,65 @@ def test_lookups_find_what_a_crashed_batch_created(xero: XeroSandboxHandle) -> N
     assert {k: v["InvoiceID"] for k, v in found.items()} == {k: bills[k].xero_id for k in ("po-1", "po-2", "po-3")}
     # Batch-friendly: a handful of calls for all of it, never one per record.
     assert len(recorder.exchanges) == 6
+
+
+# --- connections, tenants, shared limits ------------------------------------------------------------
+def test_a_custom_connection_uses_client_credentials_and_finds_its_tenant(xero: XeroSandboxHandle) -> None:
+    creds = xero.admin("GET", "credentials", grant="client_credentials")
+    store = MemoryCredentialStore()
+    store.save(Connection(org="demo", system="xero", grant="client_credentials", client_id=creds["client_id"],
+                          client_secret=SecretStr(creds["client_secret"])))  # no tenant id stored
+    client = XeroClient(store, "demo")
+    assert client.organisation()["Name"] == "Harbour Demo Ltd"
+    assert client.tenant_id == creds["tenant_id"]
+    token_call = next(e for e in xero.journal() if e["path"] == "/connect/token")
+    assert token_call["status"] == 200 and store.load("demo", "xero").refresh_token is None
+
+
+def test_clients_of_one_tenant_share_a_limiter_and_tenants_do_not(xero: XeroSandboxHandle) -> None:
+    store = store_for(xero)
+    one, two = XeroClient(store, "demo"), XeroClient(store, "demo")
+    assert one.limiter is two.limiter
+    other = xero.admin("POST", "orgs", {"name": "Second Org Ltd", "seed": "empty"})
+    store.save(connection_from(other, "second"))
+    second = XeroClient(store, "second")
+    assert second.tenant_id != one.tenant_id and second.limiter is not one.limiter
+    assert second.organisation()["Name"] == "Second Org Ltd"
+    assert one.organisation()["Name"] == "Harbour Demo Ltd"
+    tenants = xero.stats()["by_tenant"]
+    assert tenants[second.tenant_id]["calls"]["GET /api.xro/2.0/Organisation"] == 1
+
+
+def test_no_blind_retry_of_a_write_once_the_idempotency_window_may_have_passed(
+        xero: XeroSandboxHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    import connectors.xero as xero_module
+
+    ticks = iter(range(0, 10_000, 200))  # every look at the clock: 200 s later
+    monkeypatch.setattr(xero_module, "KEYS", IdempotencyKeys(clock=lambda: float(next(ticks))))
+    client = client_for(xero)
+    client.http.retry.sleep = lambda _s: None
+    xero.faults({"method": "PUT", "path": PUT_CONTACTS, "kind": "drop_after_commit", "count": 5})
+    with pytest.raises(TransportError, match="settle the batch by lookup") as info:
+        client.write_all("Contacts", {"w1": contact("w1")}, method="PUT")
+    assert info.value.outcome_unknown
+    assert len(_api_calls(xero, "PUT", PUT_CONTACTS)) == 1  # the committed write was not sent again
+    found = client.find_contacts_by_number(["w1"], since=datetime.now(UTC) - timedelta(hours=1))
+    assert list(found) == ["w1"]  # ... and the lookup settles it
+
+
+def test_planned_batches_are_sent_one_by_one_and_unpairable_ones_refused(xero: XeroSandboxHandle) -> None:
+    client = client_for(xero)
+    batches, too_big = client.plan_batches("Contacts", {f"b{i}": contact(f"b{i}") for i in range(60)})
+    assert [len(b) for b in batches] == [50, 10] and not too_big
+    result = client.write_batch("Contacts", batches[1], method="PUT")
+    assert [r.key for r in result.results] == [f"b{i}" for i in range(50, 60)]
+    assert all(r.ok for r in result.results) and result.idempotency_key
+    with pytest.raises(ValueError, match="position"):
+        list(client.create("Invoices", {"x": {"Type": "ACCPAY"}, "y": {"Type": "ACCPAY"}}))
+    assert not _api_calls(xero, "PUT", "/api.xro/2.0/Invoices")
+
+
+def test_errors_keep_xeros_own_words(xero: XeroSandboxHandle) -> None:
+    client = client_for(xero)
+    with pytest.raises(NotFoundError, match="cannot be found"):
+        client.delete_payment("00000000-0000-0000-0000-0000000000ff")
