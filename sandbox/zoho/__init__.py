@@ -1,0 +1,1 @@
+"""The Zoho CRM v8 sandbox (Zoho Accounts + CRM API on one port): see README.md beside this file."""
