@@ -52,6 +52,9 @@ def bind(port: int = 0, host: str = HOST) -> socket.socket:
     """A listening socket on loopback (port 0 = any free port)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # asyncio sets TCP_NODELAY only on sockets created with proto=IPPROTO_TCP; without it, Nagle plus
+    # the client's delayed ACK adds ~40 ms to every keep-alive request (accepted sockets inherit this).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(1024)
     return sock
