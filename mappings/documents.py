@@ -275,7 +275,7 @@ def map_documents(kind_name: KindName, records: Sequence[Mapping[str, Any]], *, 
                                  exempt_col="_exempt")
     rejects += acc_rejects
     rejects += check_tax_types(ctx, real, "TaxType", "_tax_key", "AccountCode", zoho_pct_col="_zoho_pct",
-                               zoho_name_col="_tax_names")
+                               zoho_name_col="_tax_names", doc_type=kind.doc_type, exempt_col="_exempt")
     slots = [(f"_trk{i}_cat", f"_trk{i}_opt", f"_trk{i}_key") for i in range(_tracking_count(org, kind))]
     rejects += check_tracking(ctx, real, slots)
     rejects += check_lengths(ctx, real, [("Description", limits.LINE_DESCRIPTION_MAX, "fields." + kind.section)])

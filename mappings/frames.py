@@ -96,13 +96,16 @@ def col(frame: pd.DataFrame, name: str, default: Any = np.nan) -> pd.Series:
     """The column, or a column of ``default`` when no record carried the field."""
     if name in frame.columns:
         return frame[name]
-    return pd.Series(default, index=frame.index, dtype=None if default is not np.nan else "object")
+    return pd.Series(default, index=frame.index, dtype=None if default is not np.nan else "str")
 
 
 def as_text(series: pd.Series) -> pd.Series:
     """Values as trimmed text, missing/blank as NaN; 10.0 -> '10', True -> 'true'."""
     if series.empty:
         return series.astype("str")
+    if isinstance(series.dtype, pd.StringDtype):
+        text = series.str.strip()
+        return text.where(text != "")
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.map({True: "true", False: "false"}).astype("str")
     if pd.api.types.is_numeric_dtype(series.dtype):

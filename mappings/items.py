@@ -124,7 +124,8 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
     for doc_type, target, account, key, tax_type, tkey in checks:
         frame = H.assign(_acct=account, _acct_key=key, _tax=tax_type, _tax_key=tkey)
         rejects += check_accounts(ctx, frame, "_acct", "_acct_key", doc_type=doc_type, field=f"{target}.AccountCode")
-        rejects += check_tax_types(ctx, frame, "_tax", "_tax_key", "_acct", field=f"{target}.TaxType")
+        rejects += check_tax_types(ctx, frame, "_tax", "_tax_key", "_acct", field=f"{target}.TaxType",
+                                   doc_type=doc_type)
 
     out = pd.concat([mapped, pd.DataFrame(details, index=H.index)], axis=1)
     out = out.assign(Code=code)

@@ -58,8 +58,8 @@ _RULE_LIST: list[Rule] = [
          "Set header_amounts.excise_duty.policy to line (with an account) in {file}"),
     Rule("field.lookup_missing", "{field} value '{value}' is not in the lookup table",
          "Add '{value}' to the lookup in {file} under {key}"),
-    Rule("field.required", "{field} is empty, and Xero requires it",
-         "Fill the Zoho field behind {field}, or give it a default in {file} under {key}"),
+    Rule("field.required", "{field} is empty, and it is mandatory",
+         "Fill the field behind {field}, or give it a default in {file} under {key}"),
     # --- reference data (pre-flight) ----------------------------------------------------------
     Rule("account.unknown", "account code '{value}' does not exist in Xero",
          "Use an existing account code in {file} under {key} (Xero has: {choices})"),

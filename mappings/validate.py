@@ -113,14 +113,14 @@ def check_accounts(ctx: Ctx, frame: pd.DataFrame, code_col: str, key_col: str, *
         out += emit(ctx, "account.wrong_class", frame, cls_bad,
                     lambda r: {"value": r[code_col], "key": r[key_col],
                                "account_class": acc.at[r[code_col], "acc_class"],
-                               "doc_type": DOC_WORDS.get(doc_type, doc_type),
                                "allowed": CLASS_WORDS.get(doc_type, "suitable")}, field=field)
     return out
 
 
 def check_tax_types(ctx: Ctx, frame: pd.DataFrame, tax_col: str, key_col: str, code_col: str | None,
                     *, field: str = "TaxType", zoho_pct_col: str | None = None,
-                    zoho_name_col: str | None = None) -> list[Reject]:
+                    zoho_name_col: str | None = None, doc_type: str | None = None,
+                    exempt_col: str | None = None) -> list[Reject]:
     """TaxType exists, is ACTIVE, can apply to the account's class, and (optionally) has Zoho's rate."""
     if frame.empty:
         return []
@@ -138,7 +138,14 @@ def check_tax_types(ctx: Ctx, frame: pd.DataFrame, tax_col: str, key_col: str, c
     ok = known & (status == "ACTIVE")
     if code_col is not None:
         acc = ctx.ref.accounts_frame.set_index("code")
+        # Only against accounts that are usable; a bad account has its own reject already.
+        exempt = frame[exempt_col].fillna(False).astype(bool) if exempt_col else pd.Series(False, index=frame.index)
         klass = frame[code_col].map(acc["acc_class"])
+        usable = (frame[code_col].map(acc["acc_status"]) == "ACTIVE") & (exempt | ~(
+            frame[code_col].map(acc["acc_system"]).isin(list(FORBIDDEN_SYSTEM_ACCOUNTS))))
+        if doc_type in ALLOWED_CLASSES:
+            usable &= exempt | klass.isin(list(ALLOWED_CLASSES[doc_type]))
+        klass = klass.where(usable)
         applies = pd.Series(True, index=frame.index)
         for cls in ("REVENUE", "EXPENSE", "ASSET", "LIABILITY", "EQUITY"):
             is_cls = klass == cls

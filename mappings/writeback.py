@@ -162,11 +162,19 @@ def _builtins(org: OrgConfig, module: str, entity: str) -> list[FieldMapping]:
 
 
 def _fit(ctx: Ctx, module: str, z: str, record: dict[str, Any], ref: ReferenceData,
-         rejects: list[Reject], skip: tuple[str, ...] = ()) -> bool:
-    """Check targets exist in the live Zoho fields and trim text to their length. False = blocked."""
+         rejects: list[Reject], skip: tuple[str, ...] = (), creating: bool = False) -> bool:
+    """Check targets exist in the live Zoho fields and trim text to their length; on create, the
+    module's mandatory fields must be filled. False = blocked."""
     fields = ref.zoho_field_map.get(module)
     if fields is None:
         return True  # metadata not loaded: nothing to check against
+    if creating:
+        for f in fields.values():
+            if f.system_mandatory and not present(record.get(f.api_name)):
+                section = "contacts_to_zoho" if module in ("Accounts", "Vendors", "Contacts") else (
+                    "invoices_to_zoho")
+                rejects.append(ctx.reject("field.required", z, field=f.api_name, key=f"fields.{section}"))
+                return False
     for key in list(record):
         if key == "id" or key in skip:
             continue
@@ -360,7 +368,7 @@ def xero_contacts_to_zoho(xero_contacts: Sequence[Mapping[str, Any]], *, org: Or
             if not record.get(name_field):
                 res.rejects.append(ctx.reject("contact.name_missing", xid, field=name_field))
                 continue
-            if not _fit(ctx, module, xid, record, ref, res.rejects):
+            if not _fit(ctx, module, xid, record, ref, res.rejects, creating=True):
                 continue
             res.writes.append(ZohoWrite(module, "create", None, xid, record, content_hash(record)))
     return out
@@ -384,7 +392,7 @@ def xero_contact_people_to_zoho(xero_contacts: Sequence[Mapping[str, Any]], *, o
                   "Email": (c.get("EmailAddress") or "").strip() or None,
                   "Account_Name": {"id": account}, "Xero_Contact_ID": xid}
         record = {k: v for k, v in record.items() if v}
-        if not _fit(ctx, "Contacts", xid, record, ref, res.rejects):
+        if not _fit(ctx, "Contacts", xid, record, ref, res.rejects, creating=True):
             continue
         res.writes.append(ZohoWrite("Contacts", "create", None, xid, record, content_hash(record)))
     return res
@@ -475,7 +483,8 @@ def xero_invoices_to_zoho(xero_invoices: Sequence[Mapping[str, Any]], *, org: Or
         if status is not None:
             record["Status"] = status
         record["Invoiced_Items"] = lines
-        if not _fit(ctx, "Invoices", xid, record, ref, res.rejects, skip=("Account_Name", "Invoiced_Items")):
+        if not _fit(ctx, "Invoices", xid, record, ref, res.rejects, skip=("Account_Name", "Invoiced_Items"),
+                    creating=True):
             continue
         res.writes.append(ZohoWrite("Invoices", "create", None, xid, record, content_hash(record)))
     return res
