@@ -817,7 +817,7 @@ class ZohoSandbox(Sandbox):
         if q.get("ids"):
             ids = {i.strip() for i in q["ids"].split(",") if i.strip()}
         token = q.get("page_token")
-        signature = [module, sorted((k, v) for k, v in q.multi_items() if k != "page_token"), ims]
+        signature = [module, sorted((k, v) for k, v in q.multi_items() if k not in ("page_token", "page")), ims]
         now = ctx.now()
         cursor, skip, page, before, previous = None, 0, 1, 0, None
         if token:
