@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -13,10 +14,23 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from test_sandbox_zoho_support import ZohoCaller, connected, running_zoho
 
 from sandbox.server import start
 from sandbox.zoho.app import ZohoSandbox
-from test_sandbox_zoho_support import ZohoCaller, demo, running_zoho, zoho  # noqa: F401  (fixtures)
+
+
+@pytest.fixture()
+def zoho(tmp_path: Path) -> Iterator[ZohoCaller]:
+    """A fresh demo sandbox per test (for tests that write or move the clock)."""
+    yield from connected(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZohoCaller]:
+    """One demo sandbox shared by the read-only tests of this module."""
+    yield from connected(tmp_path_factory.mktemp("zoho-shared"))
+
 
 INVALID_TOKEN = {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"}
 
@@ -666,7 +680,9 @@ def test_subform_modules_are_readable_on_their_own(demo: ZohoCaller) -> None:
 # --- limits ----------------------------------------------------------------------------------------
 def test_credits_costs_header_and_exhaustion(zoho: ZohoCaller) -> None:
     zoho.admin("PUT", "limits", json={"credits_per_day": 40})
-    used = lambda: zoho.admin("GET", "limits")["orgs"][zoho.org_id]["credits_used"]  # noqa: E731
+    def used() -> int:
+        return zoho.admin("GET", "limits")["orgs"][zoho.org_id]["credits_used"]
+
     start = used()
     answer = zoho.get("/Accounts", fields="Account_Name", per_page=1)
     assert used() == start + 1 and "X-API-CREDITS-REMAINING" not in answer.headers

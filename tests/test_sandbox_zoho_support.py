@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from sandbox.server import RunningSandbox, start
@@ -108,15 +107,7 @@ def running_zoho(tmp_path: Path, **kw: Any) -> Iterator[RunningSandbox]:
         running.stop()
 
 
-@pytest.fixture()
-def zoho(tmp_path: Path) -> Iterator[ZohoCaller]:
-    """A fresh demo sandbox and a caller connected to its demo org."""
-    for running in running_zoho(tmp_path):
-        yield ZohoCaller.connect(running.url)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZohoCaller]:
-    """One demo sandbox shared by a module's read-only tests (they neither write nor move the clock)."""
-    for running in running_zoho(tmp_path_factory.mktemp("zoho-shared")):
+def connected(state_dir: Path, **kw: Any) -> Iterator[ZohoCaller]:
+    """A fresh demo sandbox and a caller connected to its demo org (use with ``yield from``)."""
+    for running in running_zoho(state_dir, **kw):
         yield ZohoCaller.connect(running.url)
