@@ -220,7 +220,9 @@ class _SandboxLayer:
             committed = kind != "drop_before_commit" and kind not in ("429", "500", "503") and status != 429
             if kind == "drop_after_commit":
                 committed = state.get("committed_status", 0) != 429
-            is_write = method in WRITE_METHODS and not is_token and not ro_post and committed
+            # An idempotent replay (``state['sandbox_replay']``) answers from cache: no new write.
+            replay = bool(state.get("sandbox_replay"))
+            is_write = method in WRITE_METHODS and not is_token and not ro_post and committed and not replay
             sandbox.calls.record(
                 method=method, route=route, path=scope["path"], status=status, tenant=tenant,
                 is_write=is_write, is_read=(method == "GET" or ro_post) and not is_token,

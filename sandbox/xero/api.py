@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from sandbox.xero import render
@@ -176,7 +177,10 @@ def register(app: FastAPI, sb: XeroSandbox) -> None:
     async def run(request: Request, work: Callable[[Books, Any], Response], *, body: bool = False) -> Response:
         payload: Any = None
         if body:
-            raw = await request.body()
+            try:
+                raw = await request.body()
+            except ClientDisconnect:
+                return Response(status_code=400)  # the caller went away mid-body; nothing was written
             try:
                 payload = json.loads(raw) if raw.strip() else {}
             except ValueError:

@@ -252,20 +252,25 @@ class XeroSandbox(Sandbox):
                 self.store.flush()
             return JSONResponse(out, status_code=201)
 
+        def limits_view() -> dict[str, Any]:
+            return {**self.limiter.settings.model_dump(), "in_flight": self.limiter.in_flight_by_tenant()}
+
         @app.get(f"{ADMIN_PREFIX}/limits")
         def get_limits() -> dict[str, Any]:
-            return self.limiter.settings.model_dump()
+            return limits_view()
 
         @app.put(f"{ADMIN_PREFIX}/limits")
         def put_limits(body: dict[str, Any] = Body(...)) -> Response:
             try:
-                return JSONResponse(self.limiter.configure(body).model_dump())
+                self.limiter.configure({k: v for k, v in body.items() if k != "in_flight"})
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse(limits_view())
 
         @app.delete(f"{ADMIN_PREFIX}/limits")
         def delete_limits() -> dict[str, Any]:
-            return self.limiter.restore_defaults().model_dump()
+            self.limiter.restore_defaults()
+            return limits_view()
 
 
 async def _form(request: Request) -> dict[str, str]:

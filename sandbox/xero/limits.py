@@ -114,6 +114,11 @@ class RateLimiter:
         with self._lock:
             self._in_flight[tenant] = max(0, self._in_flight[tenant] - 1)
 
+    def in_flight_by_tenant(self) -> dict[str, int]:
+        """Calls answered-but-not-finished per tenant (``GET /_sandbox/limits``)."""
+        with self._lock:
+            return {t: n for t, n in self._in_flight.items() if n}
+
     def in_flight(self, tenant: str) -> int:
         with self._lock:
             return self._in_flight[tenant]
