@@ -145,7 +145,7 @@ def seed_demo(org: Org, accounts: Accounts, *, now: int, xero_fields: bool = Tru
                "Vendor_Name": vendors[i % len(vendors)]["id"] if category == "Hardware" else None,
                "Description": f"{name} ({category.lower()})"}
         products.append(_put(org, "Products", {k: v for k, v in rec.items() if v is not None}, next(tick)))
-    names = [f"{_PREFIX[i % 20]} {_SUFFIX[(i * 7) % 10]}" for i in range(39)]
+    names = [f"{_PREFIX[i % 20]} {_SUFFIX[(i * 7 + i // 20) % 10]}" for i in range(39)]
     names.insert(5, "O'Brien Plumbing Ltd")
     account_recs, contacts = [], []
     for i, name in enumerate(names):
