@@ -345,9 +345,10 @@ def register(app: FastAPI, sb: XeroSandbox) -> None:
         def work(b: Books, _: Any) -> Response:
             qp = request.query_params
             archived = _bool(qp.get("includeArchived"), False)
-            ids = {i.lower() for i in _csv(qp.get("IDs"))}
-            if len(ids) > MAX_IDS:
+            raw_ids = _csv(qp.get("IDs"))
+            if len(raw_ids) > MAX_IDS:  # Xero 404s on the URL length (GH Xero-OpenAPI#534)
                 return not_found()
+            ids = {i.lower() for i in raw_ids}
             term = (qp.get("searchTerm") or "").strip().lower()
 
             def include(c: dict[str, Any]) -> bool:
@@ -464,9 +465,10 @@ def register(app: FastAPI, sb: XeroSandbox) -> None:
         async def handler(request: Request) -> Response:
             def work(b: Books, _: Any) -> Response:
                 qp = request.query_params
-                ids = {i.lower() for i in _csv(qp.get("IDs"))}
-                if len(ids) > MAX_IDS:
+                raw_ids = _csv(qp.get("IDs"))
+                if len(raw_ids) > MAX_IDS:  # Xero 404s on the URL length (GH Xero-OpenAPI#534)
                     return not_found()
+                ids = {i.lower() for i in raw_ids}
                 numbers = {norm(n) for n in _csv(qp.get("InvoiceNumbers"))} if kind is INVOICE else set()
                 contacts = {c.lower() for c in _csv(qp.get("ContactIDs"))}
                 statuses = {s.upper() for s in _csv(qp.get("Statuses"))}
