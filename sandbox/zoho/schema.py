@@ -495,7 +495,7 @@ def render_field(f: FieldDef, org_id: str, module: str, iso: Any, picklist_overr
         "file_upolad_optionlist": [],
         "sub_module": None,
         "subform": subform,
-        "multiuserlookup": {},
+        "multiuserlookup": None,
         "autonumber": None,
         "allowed_modules": [],
         "common.picklist": None,
