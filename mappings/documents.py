@@ -20,7 +20,7 @@ import pandas as pd
 from mappings import money
 from mappings.config import FieldMapping, OrgConfig
 from mappings.fields import ActiveMapping, apply, present, resolve, source_column
-from mappings.frames import DOC, LINE, POS, as_text, col, header_frame, lines_frame, to_date
+from mappings.frames import DOC, LINE, POS, as_text, col, header_frame, key_part, lines_frame, to_date
 from mappings.reference import ReferenceData
 from mappings.rejects import Reject
 from mappings.results import Document, Link, MappingResult, Skip, content_hash, normalize_links
@@ -436,8 +436,8 @@ def _map_lines(kind: DocKind, L: pd.DataFrame, H: pd.DataFrame, org: OrgConfig, 
     default_acc = getattr(org.accounts.defaults, kind.section)
     a1, a2 = code.map(dict(by_code)), category.map(dict(by_cat))
     account = a1.where(a1.notna(), a2)
-    key = pd.Series(np.where(a1.notna(), code_key + ".'" + code.fillna("") + "'",
-                             cat_key + ".'" + category.fillna("") + "'"), index=L.index, dtype="object")
+    key = pd.Series(np.where(a1.notna(), code_key + "." + key_part(code), cat_key + "." + key_part(category)),
+                    index=L.index, dtype="object")
     if default_acc is not None:
         key = key.where(account.notna(), f"accounts.defaults.{kind.section}")
         account = account.where(account.notna(), default_acc)
@@ -465,7 +465,7 @@ def _map_lines(kind: DocKind, L: pd.DataFrame, H: pd.DataFrame, org: OrgConfig, 
     t_name = names.map(tmap).where(taxed)
     t_rate = pct.map(rmap).where(taxed)
     tax_type = t_name.where(t_name.notna(), t_rate)
-    tax_key = pd.Series(np.where(t_name.notna(), map_key + ".'" + names.fillna("") + "'",
+    tax_key = pd.Series(np.where(t_name.notna(), map_key + "." + key_part(names),
                                  rate_key + "." + pct.map(lambda v: format(v, "g"))), index=L.index, dtype="object")
     if mode == "NoTax":
         L["TaxType"] = pd.Series(np.nan, index=L.index, dtype="object")

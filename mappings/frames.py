@@ -142,3 +142,13 @@ def to_date(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     parsed = pd.to_datetime(head, format="%Y-%m-%d", errors="coerce")
     invalid = text.notna() & parsed.isna()
     return parsed, invalid
+
+
+_IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def key_part(values: pd.Series) -> pd.Series:
+    """Config keys as the error messages print them: ``Hardware`` plain, ``'GST 15%'`` quoted."""
+    text = values.fillna("").astype("str")
+    plain = text.str.match(_IDENT).fillna(False).astype(bool)
+    return text.where(plain, "'" + text.str.replace("'", "\\'", regex=False) + "'")

@@ -15,7 +15,7 @@ import pandas as pd
 from mappings import limits, money
 from mappings.config import FieldMapping, OrgConfig
 from mappings.fields import apply, nest, present, resolve
-from mappings.frames import as_text, col, header_frame
+from mappings.frames import as_text, col, header_frame, key_part
 from mappings.reference import ReferenceData
 from mappings.rejects import Reject
 from mappings.results import Document, MappingResult, content_hash, normalize_links
@@ -88,8 +88,8 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
         a1, a2 = code.map(dict(by_code)), category.map(dict(by_cat))
         account = a1.where(a1.notna(), a2)
         prefix = "accounts.purchases_by_" if purchases else "accounts.by_"
-        key = pd.Series(np.where(a1.notna(), prefix + "product_code.'" + code.fillna("") + "'",
-                                 prefix + "category.'" + category.fillna("") + "'"), index=H.index, dtype="object")
+        key = pd.Series(np.where(a1.notna(), prefix + "product_code." + key_part(code),
+                                 prefix + "category." + key_part(category)), index=H.index, dtype="object")
         dkey = f"accounts.defaults.products_{side}"
         if default is not None:
             key = key.where(account.notna(), dkey)
@@ -101,7 +101,7 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
         tdefault = org.tax.purchases_default if purchases else org.tax.default
         tax_type = tax_names.map(tmap)
         tkey = pd.Series("tax.purchases_map" if purchases else "tax.map", index=H.index, dtype="object")
-        tkey = tkey.where(tax_names.isna(), tkey + ".'" + tax_names.fillna("") + "'")
+        tkey = tkey.where(tax_names.isna(), tkey + "." + key_part(tax_names))
         if tdefault is not None:
             tax_type = tax_type.where(tax_names.notna(), tdefault)
             tkey = tkey.where(tax_names.notna(), "tax.purchases_default" if purchases else "tax.default")

@@ -190,10 +190,15 @@ def _fit(ctx: Ctx, module: str, z: str, record: dict[str, Any], ref: ReferenceDa
 
 
 def _reverse_status(ctx: Ctx, org: OrgConfig, ref: ReferenceData, module: str, section: str, z: str,
-                    xero_status: str | None, current: str | None, rejects: list[Reject]) -> str | None:
-    """Zoho Status to write, or None: mapped, in the live picklist, and not already equivalent."""
+                    xero_status: str | None, current: str | None, rejects: list[Reject],
+                    creating: bool = False) -> str | None:
+    """Zoho Status to write, or None: mapped, in the live picklist, and not already equivalent.
+
+    On an update the record's current Zoho status must be known (``zoho_status``): without it the
+    user's own value could be overwritten, so nothing is written.
+    """
     smap = getattr(org.status, section, None)
-    if smap is None or not xero_status:
+    if smap is None or not xero_status or (current is None and not creating):
         return None
     wanted = smap.to_zoho.get(xero_status)  # type: ignore[call-overload]
     if wanted is None or wanted == current:
@@ -479,7 +484,8 @@ def xero_invoices_to_zoho(xero_invoices: Sequence[Mapping[str, Any]], *, org: Or
             continue
         record = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items() if present(v)}
         record["Account_Name"] = {"id": account}
-        status = _reverse_status(ctx, org, ref, "Invoices", "invoices", xid, d.get("Status"), None, res.rejects)
+        status = _reverse_status(ctx, org, ref, "Invoices", "invoices", xid, d.get("Status"), None, res.rejects,
+                                 creating=True)
         if status is not None:
             record["Status"] = status
         record["Invoiced_Items"] = lines

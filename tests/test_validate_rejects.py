@@ -133,9 +133,9 @@ CASES: list[Case] = [
          (FILE, "fields.invoices[0].transforms[0].lookup", "Export")),
     # --- pre-flight against reference data --------------------------------------------------------------
     Case("account.unknown", lambda: inv([one()], org=org_with(accounts={"by_category": {"Hardware": "999"}})),
-         "INV-i1", (FILE, "accounts.by_category.'Hardware'")),
+         "INV-i1", (FILE, "accounts.by_category.Hardware")),
     Case("account.inactive", lambda: inv([one()], org=org_with(accounts={"by_category": {"Hardware": "205"}})),
-         "INV-i1", (FILE, "accounts.by_category.'Hardware'")),
+         "INV-i1", (FILE, "accounts.by_category.Hardware")),
     Case("account.wrong_class", lambda: inv([one()], org=org_with(accounts={"by_category": {"Hardware": "300"}})),
          "INV-i1", (FILE, "revenue")),
     Case("account.system", lambda: inv([one()], org=org_with(accounts={"by_category": {"Hardware": "610"}})),
