@@ -66,7 +66,6 @@ API_VERSION = "v8"
 #: Zoho's caps (zoho-api-notes.md §3.1, §3.3, §4.2).
 MAX_FIELDS_PER_CALL = 50
 MAX_PER_PAGE = 200
-DISCRETE_PAGE_WALL = 2000
 MAX_RECORDS_PER_WRITE = 100
 MAX_IDS_PER_GET = 100
 SUB_CONCURRENCY = 10
@@ -374,7 +373,8 @@ class ZohoClient(HttpClient):
                                            base_seconds=settings.http_backoff_base_seconds,
                                            max_seconds=settings.http_backoff_max_seconds))
         self.store = store
-        self.org = org
+        #: The organisation's slug (``org()`` is the Zoho organisation record).
+        self.slug = org
         #: Default ``trigger`` for writes: [] = no workflows, approvals or blueprints fire.
         self.trigger = list(trigger)
         self.refresher = ZohoRefresher(store, token_url_base=self._accounts_base, session=self.session,
@@ -398,14 +398,14 @@ class ZohoClient(HttpClient):
     def _accounts_base(self, conn: Connection) -> str:
         url = self._urls(conn)["accounts"]
         if not url:
-            raise BadRequestError("zoho", f"the Zoho connection of {self.org} stores no accounts server: reconnect")
+            raise BadRequestError("zoho", f"the Zoho connection of {self.slug} stores no accounts server: reconnect")
         return url
 
     def api_base(self) -> str:
         """``{api_domain}/crm/v8`` of the connection (or the ``ZX_ZOHO_API_URL`` override)."""
         url = self._urls(self.tokens.connection())["api"]
         if not url:
-            raise BadRequestError("zoho", f"the Zoho connection of {self.org} stores no api_domain: reconnect")
+            raise BadRequestError("zoho", f"the Zoho connection of {self.slug} stores no api_domain: reconnect")
         return f"{url.rstrip('/')}/crm/{API_VERSION}"
 
     # --- HttpClient hooks ----------------------------------------------------------------------
@@ -422,7 +422,7 @@ class ZohoClient(HttpClient):
         kw: dict[str, Any] = {"status": status, "code": code, "body": body}
         if status == 429:
             if self.budget.estimated_remaining is not None and self.budget.estimated_remaining <= 0:
-                return BudgetExhausted("zoho", f"organisation {self.org} has no Zoho CRM API credits left in the "
+                return BudgetExhausted("zoho", f"organisation {self.slug} has no Zoho CRM API credits left in the "
                                        f"rolling 24 hours ({text})", **kw)
             retry_after = retry_after_seconds(response.headers)
             if retry_after is None and isinstance(details.get("retry_after"), int | float):
@@ -453,16 +453,17 @@ class ZohoClient(HttpClient):
         self.budget.observe_header(response.headers.get(CREDITS_HEADER))
 
     def on_rate_limited(self, error: RateLimitError, limiter: Any) -> float:
-        # Zoho sends no Retry-After: back off exponentially with jitter per consecutive 429.
+        # Exponential backoff with jitter per consecutive 429 (Zoho sends no Retry-After header);
+        # a ``details.retry_after`` hint in the body, when present, is added as a floor.
         n = getattr(self._local, "consecutive_429", 0) + 1
         self._local.consecutive_429 = n
-        return error.retry_after if error.retry_after is not None else self.retry.backoff(n)
+        return self.retry.backoff(n) + (error.retry_after or 0.0)
 
     # --- one call ------------------------------------------------------------------------------
     def ensure_credits(self, cost: int, what: str = "this batch") -> None:
         """Raise :class:`BudgetExhausted` if ``cost`` credits would dip into the reserve (callers
         may check a whole batch of calls up front)."""
-        self.budget.ensure(cost, self.reserve, self.org, what)
+        self.budget.ensure(cost, self.reserve, self.slug, what)
 
     def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
              json_body: Any = None, headers: Mapping[str, str] | None = None, idempotent: bool,
@@ -503,9 +504,14 @@ class ZohoClient(HttpClient):
         """Yield the module's records one page at a time (``GET /crm/v8/{module}``).
 
         ``fields`` (mandatory for Zoho) may be longer than 50: the first 50 drive the paging and
-        the rest are fetched per page by ``ids`` and merged by id. Pages 1..10 use ``page``; past
-        2,000 records the ``next_page_token`` is used. With ``modified_since`` (timezone-aware)
-        only records modified after it are read; a 304 or 204 yields nothing.
+        the rest are fetched per page by ``ids`` and merged by id. With ``modified_since``
+        (timezone-aware) only records modified after it are read; a 304 or 204 yields nothing.
+
+        Paging follows ``next_page_token`` from the first page on, with every other parameter
+        unchanged. Zoho binds a page token to the parameters of the call that issued it and
+        rejects ``page`` and ``page_token`` together, so a walk that starts with ``page=1..10`` and
+        then switches to tokens is refused (TOKEN_BOUND_DATA_MISMATCH); a token walk from the start
+        costs the same calls, passes the 2,000-record wall of ``page`` and reaches 100,000 records.
         """
         names = [f for f in dict.fromkeys(fields) if f != "id"]
         if not names:
@@ -518,7 +524,7 @@ class ZohoClient(HttpClient):
         headers = {"If-Modified-Since": _iso_with_offset(modified_since)} if modified_since else None
         page, token = 1, None
         while True:
-            query = {**base, "page_token": token} if token else {**base, "page": page}
+            query = {**base, "page_token": token} if token else base
             answer = self.call("GET", f"/{module}", params=query, headers=headers, idempotent=True,
                                complex_call=bool(sort_by), what=f"reading {module}")
             if answer.status in (204, 304) or not answer.body:
@@ -527,16 +533,14 @@ class ZohoClient(HttpClient):
             info = dict(answer.body.get("info") or {})
             for extra in chunks[1:]:
                 self._merge_fields(module, records, extra)
-            yield RecordPage(records=records, info=info, page=None if token else page, page_token=token)
+            yield RecordPage(records=records, info=info, page=page, page_token=token)
             if not info.get("more_records"):
                 return
-            if token is None and page < 10 and (page + 1) * size <= DISCRETE_PAGE_WALL:
-                page += 1
-                continue
             token = info.get("next_page_token")
             if not token:
-                raise BadResponseError("zoho", f"{module}: more_records without next_page_token after page {page}",
+                raise BadResponseError("zoho", f"{module}: more_records on page {page} but no next_page_token",
                                        status=answer.status)
+            page += 1
 
     def iter_records(self, module: str, fields: Sequence[str], **kw: Any) -> Iterator[dict[str, Any]]:
         """The records of :meth:`iter_pages`, one by one."""
@@ -561,6 +565,11 @@ class ZohoClient(HttpClient):
                                what=f"reading {module} {record_id}")
         except NotFoundError:
             return None
+        except BadRequestError as exc:
+            # Zoho answers an unknown or deleted id with INVALID_DATA "the id given seems to be invalid".
+            if exc.code == "INVALID_DATA" and "id given" in (exc.message or ""):
+                return None
+            raise
         data = (answer.body or {}).get("data") or []
         return dict(data[0]) if data else None
 
@@ -598,10 +607,11 @@ class ZohoClient(HttpClient):
     def iter_coql(self, module: str, fields: Sequence[str], where: Condition | None = None, *,
                   order_by: Sequence[tuple[str, str]] = (("id", "asc"),),
                   page_size: int = MAX_ROWS_PER_CALL) -> Iterator[CoqlPage]:
-        """COQL pages by ``limit offset, n`` (up to Zoho's 100,000-row offset cap)."""
+        """COQL pages by ``limit offset, n`` (up to Zoho's 100,000-row offset cap); ``id`` is always selected."""
+        columns = list(dict.fromkeys(["id", *fields]))
         offset = 0
         while True:
-            page = self.coql(select(module, fields, where, order_by=order_by, limit=page_size, offset=offset))
+            page = self.coql(select(module, columns, where, order_by=order_by, limit=page_size, offset=offset))
             if page.records:
                 yield page
             if not page.more_records or len(page.records) < page_size:
@@ -616,7 +626,7 @@ class ZohoClient(HttpClient):
         Each page asks for rows strictly after the last ``(time, id)`` seen, ordered by both, so
         rows sharing a second are neither skipped nor repeated.
         """
-        columns = list(dict.fromkeys([*fields, "id", time_field]))
+        columns = list(dict.fromkeys(["id", *fields, time_field]))
         order = ((time_field, "asc"), ("id", "asc"))
         cursor: Condition | None = cond(time_field, ">=", since) if since else None
         while True:

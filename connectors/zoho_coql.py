@@ -1,7 +1,7 @@
 """COQL text built safely: quoted literals, checked field names, whitelisted operators.
 
-Values never reach a query unquoted: strings are wrapped in single quotes with backslash and quote
-escaped (``O'Brien`` -> ``'O\\'Brien'``), numbers must be finite, date-times must carry an offset.
+Values never reach a query unquoted (see :func:`quote_string`), numbers must be finite, date-times
+must carry an offset.
 Field names must look like API names (``Account_Name.id`` for a lookup's field). Zoho wants
 criteria combined two at a time — ``((a and b) and c)`` (Kaizen #171) — so :func:`all_of` and
 :func:`any_of` nest pairwise. Limits: at most 2,000 rows per call and an offset below 100,000
@@ -55,9 +55,23 @@ def module_name(name: str) -> str:
 
 
 def quote_string(value: str) -> str:
-    """A single-quoted COQL string: backslash first (so a trailing ``\\`` cannot eat the closing
-    quote), then the quote itself."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A COQL string literal that cannot break out of itself, whatever escape convention the parser
+    follows (Zoho does not document one; SQL doubles quotes, MySQL-style parsers also honour
+    backslashes):
+
+    * no quote and no backslash: ``'value'``;
+    * a single quote but no double quote or backslash (``O'Brien``): ``"O'Brien"`` — COQL takes
+      both quote characters (Kaizen #171), so nothing needs escaping;
+    * anything else: single quotes with ``'`` and ``\\`` doubled. A MySQL-style parser reads the
+      value back exactly; a doubling-only parser too, except that backslashes stay doubled (the
+      value does not match); a backslash-only parser sees adjacent literals and rejects the query.
+      In every case no character of the value ends up outside a literal: no injection.
+    """
+    if "'" not in value and "\\" not in value:
+        return f"'{value}'"
+    if '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def literal(value: Scalar) -> str:

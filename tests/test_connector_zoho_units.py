@@ -24,16 +24,7 @@ from connectors.zoho_auth import (
     validate_accounts_server,
     validate_api_domain,
 )
-from connectors.zoho_coql import (
-    after_cursor,
-    all_of,
-    any_of,
-    cond,
-    coql_credits,
-    literal,
-    quote_string,
-    select,
-)
+from connectors.zoho_coql import after_cursor, all_of, any_of, cond, coql_credits, literal, select
 
 # --- data centres and OAuth helpers -------------------------------------------------------------------
 
@@ -120,31 +111,75 @@ def test_http_200_token_errors_are_typed() -> None:
 # --- COQL ----------------------------------------------------------------------------------------------
 
 
-def _unquote(text: str) -> str:
-    """A reference reader of a single-quoted COQL string (backslash escapes)."""
-    assert text[0] == "'" and text[-1] == "'"
-    out, i, body = [], 0, text[1:-1]
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\":
-            out.append(body[i + 1])
-            i += 2
+def _lex(text: str, backslash: bool, doubling: bool) -> list[tuple[str, str]]:
+    """A reference COQL lexer: ('str', value) for quoted literals, ('bare', text) for the rest.
+
+    ``backslash``: a backslash escapes the next character; ``doubling``: a doubled quote is one quote.
+    Raises ValueError for an unterminated literal.
+    """
+    tokens: list[tuple[str, str]] = []
+    i, bare = 0, ""
+    while i < len(text):
+        ch = text[i]
+        if ch not in "'\"":
+            bare += ch
+            i += 1
             continue
-        assert ch != "'", "an unescaped quote would end the string early"
-        out.append(ch)
-        i += 1
-    return "".join(out)
+        if bare:
+            tokens.append(("bare", bare))
+            bare = ""
+        quote, i, value = ch, i + 1, ""
+        while True:
+            if i >= len(text):
+                raise ValueError("unterminated literal")
+            c = text[i]
+            if backslash and c == "\\" and i + 1 < len(text):
+                value += text[i + 1]
+                i += 2
+            elif c == quote and doubling and text[i + 1:i + 2] == quote:
+                value += quote
+                i += 2
+            elif c == quote:
+                i += 1
+                break
+            else:
+                value += c
+                i += 1
+        tokens.append(("str", value))
+    if bare:
+        tokens.append(("bare", bare))
+    return tokens
 
 
-@given(st.text())
-def test_any_string_stays_one_literal(value: str) -> None:
-    assert _unquote(quote_string(value)) == value
+#: (backslash escapes, doubled quotes) of the three conventions a COQL parser might follow.
+PARSERS = {"sql": (False, True), "mysql": (True, True), "backslash": (True, False)}
+
+
+@given(st.text(st.sampled_from("ab '\"\\%_") | st.characters()))
+def test_no_string_can_leave_its_literal(value: str) -> None:
+    text = cond("Last_Name", "=", value) + " and Email is null"
+    for name, (backslash, doubling) in PARSERS.items():
+        try:
+            tokens = _lex(text, backslash, doubling)
+        except ValueError:
+            continue  # a syntax error: refused, nothing injected
+        strings = [t for t in tokens if t[0] == "str"]
+        bare = [t[1] for t in tokens if t[0] == "bare"]
+        # Outside the literal(s) only what we wrote ourselves, however the parser reads quotes.
+        assert bare[0] == "Last_Name = " and bare[-1] == " and Email is null", name
+        assert all(b == "" for b in bare[1:-1]), (name, text)
+        if len(strings) == 1 and name in ("sql", "mysql") and "\\" not in value:
+            assert strings[0][1] == value, name
+        if name == "mysql":
+            assert strings == [("str", value)]
 
 
 def test_obrien_and_injection_attempts_are_quoted() -> None:
-    assert cond("Last_Name", "=", "O'Brien") == "Last_Name = 'O\\'Brien'"
+    assert cond("Last_Name", "=", "O'Brien") == 'Last_Name = "O\'Brien"'
+    assert cond("Last_Name", "=", "Plain") == "Last_Name = 'Plain'"
     assert cond("Last_Name", "=", "x' or id is not null or Last_Name = '") == \
-        "Last_Name = 'x\\' or id is not null or Last_Name = \\''"
+        'Last_Name = "x\' or id is not null or Last_Name = \'"'
+    assert cond("Last_Name", "=", "both ' and \"") == "Last_Name = 'both '' and \"'"
     assert cond("Account_Name", "=", "ends with \\") == "Account_Name = 'ends with \\\\'"
     with pytest.raises(ValueError):
         cond("Last_Name = 'x' or 1", "=", "y")
@@ -163,7 +198,7 @@ def test_literals_and_conditions() -> None:
     assert literal(Decimal("12.50")) == "12.50" and literal(True) == "true" and literal(3) == "3"
     with pytest.raises(ValueError):
         literal(float("nan"))
-    assert cond("Status", "in", ["Draft", "O'Neil"]) == "Status in ('Draft', 'O\\'Neil')"
+    assert cond("Status", "in", ["Draft", "O'Neil"]) == "Status in ('Draft', \"O'Neil\")"
     assert cond("Xero_Invoice_ID", "is null") == "Xero_Invoice_ID is null"
     assert all_of(cond("a", "=", 1), cond("b", "=", 2), cond("c", "=", 3)) == "(((a = 1) and (b = 2)) and (c = 3))"
     assert any_of(cond("a", "=", 1)) == "a = 1"
