@@ -14,9 +14,9 @@ What it guarantees (sources in ../shared/docs/zoho-api-notes.md):
   write batch) is refused with :class:`~connectors.errors.BudgetExhausted` *before* it is sent
   when it would take the remaining credits below ``zoho_credit_reserve``. 429
   ``TOO_MANY_REQUESTS`` is retried with exponential backoff and jitter (Zoho sends no Retry-After).
-* **Reads** page one page at a time: ``page`` 1..10, then ``page_token`` past the 2,000-record
-  wall; ``If-Modified-Since`` (304 = nothing changed, 204 = empty); more than 50 fields are read
-  in 50-field chunks merged by id.
+* **Reads** page one page at a time by ``next_page_token`` (past the 2,000-record wall of
+  ``page``, up to 100,000); ``If-Modified-Since`` (304 = nothing changed, 204 = empty); more than
+  50 fields are read in 50-field chunks merged by id; COQL by offset or by keyset.
 * **Writes** of at most 100 records with ``trigger: []`` by default; per-record results paired
   back to the caller's keys; only idempotent writes (update by id, upsert on explicit
   ``duplicate_check_fields``) are retried after an unknown outcome — an insert raises with
@@ -507,11 +507,12 @@ class ZohoClient(HttpClient):
         the rest are fetched per page by ``ids`` and merged by id. With ``modified_since``
         (timezone-aware) only records modified after it are read; a 304 or 204 yields nothing.
 
-        Paging follows ``next_page_token`` from the first page on, with every other parameter
-        unchanged. Zoho binds a page token to the parameters of the call that issued it and
-        rejects ``page`` and ``page_token`` together, so a walk that starts with ``page=1..10`` and
-        then switches to tokens is refused (TOKEN_BOUND_DATA_MISMATCH); a token walk from the start
-        costs the same calls, passes the 2,000-record wall of ``page`` and reaches 100,000 records.
+        Paging follows ``next_page_token`` from the first page on, every other parameter unchanged.
+        Zoho binds a page token to the parameters of the call that issued it (changing them is
+        TOKEN_BOUND_DATA_MISMATCH) and rejects ``page`` with ``page_token``; users of the real API
+        report "never mix with page". A token walk from the first page needs no assumption about
+        whether a token issued on a ``page=10`` call may continue without ``page``, costs the same
+        calls as ``page`` 1..10, passes the 2,000-record wall and reaches 100,000 records.
         """
         names = [f for f in dict.fromkeys(fields) if f != "id"]
         if not names:

@@ -414,8 +414,11 @@ def test_insert_update_upsert_results_are_paired_with_keys(zoho_sandbox: Sandbox
     assert traffic.api_calls()[-1].status_code == 400 and not any(r.ok for r in all_bad)
     with pytest.raises(ValueError, match="at most 100"):
         zc.insert("Contacts", [{"Last_Name": str(i)} for i in range(101)])
-    fired = client(store, trigger=["workflow"])
-    fired.insert("Contacts", [{"Last_Name": "With workflow"}])
+    fired = client(store, traffic=traffic, trigger=["workflow"])
+    assert fired.insert("Contacts", [{"Last_Name": "With workflow"}])[0].ok
+    assert b'"trigger": ["workflow"]' in traffic.api_calls()[-1].request.body
+    zc.insert("Contacts", [{"Last_Name": "Per call"}], trigger=["approval"])
+    assert b'"trigger": ["approval"]' in traffic.api_calls()[-1].request.body
 
 
 def test_insert_is_not_resent_after_an_unknown_outcome_but_update_is(zoho_sandbox: Sandbox) -> None:
