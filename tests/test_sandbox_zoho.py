@@ -123,6 +123,10 @@ def test_authorization_code_flow_with_auto_consent(zoho: ZohoCaller) -> None:
             "redirect_uri": redirect, "code": params["code"]}
     grant = zoho.token(**form).json()
     assert grant["refresh_token"].startswith("1000.") and grant["api_domain"] == zoho.url
+    assert grant["scope"] == "ZohoCRM.modules.ALL ZohoCRM.settings.ALL"  # asked comma-separated
+    zoho.access_token = grant["access_token"]
+    assert zoho.get("/Invoices", fields="Subject", per_page=1).status_code == 200
+    assert zoho.get("/settings/modules").status_code == 200
     assert zoho.token(**form).json() == {"error": "invalid_code"}  # grant codes are single use
     online = requests.get(f"{zoho.url}/oauth/v2/auth", params={
         "response_type": "code", "client_id": zoho.client_id, "scope": "ZohoCRM.modules.ALL",

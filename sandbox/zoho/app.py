@@ -469,7 +469,10 @@ class ZohoSandbox(Sandbox):
                 elif not q.get("scope"):
                     params["error"] = "invalid_scope"
                 else:
-                    params["code"] = self.accounts.authorize(client["client_id"], redirect_uri, q["scope"],
+                    # Zoho's authorization request lists scopes comma-separated; tokens report them
+                    # space-separated (spaces are accepted as well).
+                    scope = " ".join(s for s in q["scope"].replace(",", " ").split() if s)
+                    params["code"] = self.accounts.authorize(client["client_id"], redirect_uri, scope,
                                                              q.get("access_type", "online"))
                 params.update({"location": "us", "accounts-server": base})
                 if q.get("state") is not None:
