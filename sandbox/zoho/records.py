@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from sandbox.zoho.org import Org, full_name, norm_key
@@ -60,13 +61,23 @@ def mandatory(api_name: str, path: str) -> RecordError:
 
 
 # --- arithmetic ------------------------------------------------------------------------------------
+@lru_cache(maxsize=65536)
+def _dec_float(value: float) -> Decimal:
+    return Decimal(repr(value))
+
+
 def dec(value: Any) -> Decimal:
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value or 0)
+    """The decimal value of a stored number (floats through their shortest repr, memoised: prices and
+    quantities repeat across thousands of lines)."""
+    return _dec_float(value) if isinstance(value, float) else Decimal(value or 0)
+
+
+_QUANTA = [Decimal(1).scaleb(-places) for places in range(10)]
 
 
 def q(value: Decimal, places: int = 2) -> Decimal:
     """Zoho's "normal" rounding: half away from zero, on the decimal value."""
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return value.quantize(_QUANTA[places], rounding=ROUND_HALF_UP)
 
 
 def num(value: Decimal) -> float:
