@@ -41,8 +41,6 @@ def _products_and_accounts(zc: ZohoClient) -> tuple[list[dict], list[dict]]:
 # --- OAuth, data centres and the shared token ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox deviation (docs/helpers/inbox-zoho-sandbox.md #1): the authorize "
-                   "endpoint splits `scope` on spaces; Zoho takes comma-separated scopes")
 def test_onboarding_by_consent_redirect_and_grant_exchange(zoho_sandbox: Sandbox) -> None:
     creds = zoho_sandbox.credentials()
     url = authorize_url(zoho_sandbox.url, client_id=creds["client_id"], redirect_uri="http://127.0.0.1:1/callback",
