@@ -277,10 +277,10 @@ def test_organisation_and_reference_data_match_the_demo_universe(x: XeroCaller) 
     themes = x.ok(x.get("/BrandingThemes"))["BrandingThemes"]
     assert [(t["Name"], t["SortOrder"]) for t in themes] == [("Standard", 0), ("Special Projects", 1),
                                                              ("Very orange invoice!", 2)]
-    dept = [c for c in x.ok(x.get("/TrackingCategories"))["TrackingCategories"] if c["Name"] == "Department"][0]
+    dept = next(c for c in x.ok(x.get("/TrackingCategories"))["TrackingCategories"] if c["Name"] == "Department")
     assert [o["Name"] for o in dept["Options"]] == ["Sales", "Services", "Support"]
-    dept = [c for c in x.ok(x.get("/TrackingCategories", includeArchived="true"))["TrackingCategories"]
-            if c["Name"] == "Department"][0]
+    dept = next(c for c in x.ok(x.get("/TrackingCategories", includeArchived="true"))["TrackingCategories"]
+            if c["Name"] == "Department")
     assert "Legacy" in [o["Name"] for o in dept["Options"]]
     assert [c["Code"] for c in x.ok(x.get("/Currencies"))["Currencies"]] == ["NZD", "AUD", "USD"]
     items = x.ok(x.get("/Items"))["Items"]
@@ -295,8 +295,8 @@ def test_contact_rules(x: XeroCaller, acme: dict) -> None:
     assert x.ok(x.get(f"/Contacts/{acme['ContactID']}"))["Contacts"][0]["Name"] == "Acme Ltd"
     dup = x.put("/Contacts", {"Contacts": [{"Name": "acme ltd"}]})
     assert dup.status_code == 400
-    assert errors_of(dup) == ["The contact name acme ltd is already assigned to another contact. "
-                              "The contact name must be unique across all active contacts."]
+    assert errors_of(dup) == [("The contact name acme ltd is already assigned to another contact. "
+                              "The contact name must be unique across all active contacts.")]
     # IsCustomer/IsSupplier belong to Xero: ignored on write, set by AR/AP documents.
     sup = x.contact("Supplies Co", IsSupplier=True, IsCustomer=True, AccountNumber="AC-1")
     assert sup["IsSupplier"] is False and sup["IsCustomer"] is False
@@ -422,12 +422,12 @@ def test_line_validation_messages(x: XeroCaller, acme: dict) -> None:
         "Tracking category 'Colour' does not exist or is not active."]
     assert one({"AccountCode": "860", "TaxType": "NONE"}) == []  # the ROUNDING account takes lines
     no_contact = x.put("/Invoices", {"Invoices": [{"Type": "ACCREC", "Contact": {}, "LineItems": []}]})
-    assert errors_of(no_contact) == ["The Contact must contain at least 1 of the following elements to identify "
-                                     "the contact: Name, ContactID, ContactNumber"]
+    assert errors_of(no_contact) == [("The Contact must contain at least 1 of the following elements to identify "
+                                     "the contact: Name, ContactID, ContactNumber")]
 
 
 def test_tracking_by_name_or_id_and_totals_are_read_only(x: XeroCaller, acme: dict) -> None:
-    region = [c for c in x.ok(x.get("/TrackingCategories"))["TrackingCategories"] if c["Name"] == "Region"][0]
+    region = next(c for c in x.ok(x.get("/TrackingCategories"))["TrackingCategories"] if c["Name"] == "Region")
     north = region["Options"][0]
     inv = x.invoice(acme["ContactID"], Total=999, SubTotal=1, AmountDue=5, lines=[
         {"Description": "x", "Quantity": 1, "UnitAmount": 10, "AccountCode": "200", "TaxType": "OUTPUT2",
@@ -516,7 +516,7 @@ def test_line_items_keep_their_ids_and_are_replaced_when_omitted(x: XeroCaller, 
         {"Description": "new", "Quantity": 1, "UnitAmount": 5, "AccountCode": "200", "TaxType": "OUTPUT2"}]}]}))
     lines = upd["Invoices"][0]["LineItems"]
     assert len(lines) == 2 and first["LineItemID"] not in [ln["LineItemID"] for ln in lines]
-    kept = [ln for ln in lines if ln["LineItemID"] == second["LineItemID"]][0]
+    kept = next(ln for ln in lines if ln["LineItemID"] == second["LineItemID"])
     assert kept["UnitAmount"] == 25 and kept["Description"] == "L1"
     assert upd["Invoices"][0]["SubTotal"] == 30.0
 

@@ -117,6 +117,9 @@ def _select(books: Books, kind: str, docs: Iterable[dict[str, Any]], request: Re
         order = parse_order(request.query_params.get("order", "")) if request.query_params.get("order") else []
     except WhereError as exc:
         raise _Answer(_bad_request(f"The where or order clause could not be parsed: {exc}")) from exc
+    if since is None and include is None and pred is None:
+        out = list(docs)
+        return sort_docs(out, order, get) if order else out
     out = []
     for d in docs:
         if since is not None and d.get("UpdatedDateUTC", 0) < since:
@@ -356,10 +359,7 @@ def register(app: FastAPI, sb: XeroSandbox) -> None:
                     return False
                 if ids and c["ContactID"] not in ids:
                     return False
-                if term and not any(term in str(c.get(f) or "").lower() for f in (
-                        "Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")):
-                    return False
-                return True
+                return not (term and not any(term in str(c.get(f) or "").lower() for f in ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")))
             docs = _select(b, "contacts", b.table("contacts").values(), request, include=include)
             docs, block = _page(request, docs)
             summary = _bool(qp.get("summaryOnly"), False)
@@ -492,9 +492,7 @@ def register(app: FastAPI, sb: XeroSandbox) -> None:
                         return False
                     if date_to and d["Date"] > date_to:
                         return False
-                    if term and not any(term in str(d.get(f) or "").lower() for f in term_fields):
-                        return False
-                    return True
+                    return not (term and not any(term in str(d.get(f) or "").lower() for f in term_fields))
                 docs = _select(b, kind.table, b.table(kind.table).values(), request, include=include)
                 paged = "page" in qp or "pageSize" in qp
                 docs, block = _page(request, docs)

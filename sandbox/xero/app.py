@@ -9,19 +9,22 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import Body, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox.common.base import ADMIN_PREFIX, Sandbox
 from sandbox.common.faults import Fault
-from sandbox.xero import api, seed as seeds
+from sandbox.xero import api
+from sandbox.xero import seed as seeds
 from sandbox.xero.auth import Identity, OAuthError, basic_credentials
 from sandbox.xero.books import Books
 from sandbox.xero.formats import error_500, error_503, json_response, not_found
@@ -238,19 +241,23 @@ class XeroSandbox(Sandbox):
                                  for t, d in self.identity.tenants().items()])
 
         @app.post(f"{ADMIN_PREFIX}/orgs")
-        def create_org(request: Request, body: dict[str, Any] = Body(...)) -> Response:
+        async def create_org(request: Request) -> Response:
+            body = await _json_object(request)
             name = str(body.get("name") or "").strip()
             if not name:
                 return JSONResponse({"error": "name is required"}, status_code=400)
             seed_name = str(body.get("seed", "empty"))
             if not re.fullmatch(r"demo|empty|\d{1,7}", seed_name.strip().lower()):
                 return JSONResponse({"error": "seed must be demo, empty or a number of invoices"}, status_code=400)
-            with self.store.lock:
-                tenant_id = self.create_org(name, seed_name)
-                out = self.credentials(request, tenant_id)
-                out["name"] = name
-                self.store.flush()
-            return JSONResponse(out, status_code=201)
+            def work() -> dict[str, Any]:
+                # On a worker thread: a 50,000-invoice seed must not stall the event loop.
+                with self.store.lock:
+                    tenant_id = self.create_org(name, seed_name)
+                    out = self.credentials(request, tenant_id)
+                    out["name"] = name
+                    self.store.flush()
+                    return out
+            return JSONResponse(await run_in_threadpool(work), status_code=201)
 
         def limits_view() -> dict[str, Any]:
             return {**self.limiter.settings.model_dump(), "in_flight": self.limiter.in_flight_by_tenant()}
@@ -260,7 +267,8 @@ class XeroSandbox(Sandbox):
             return limits_view()
 
         @app.put(f"{ADMIN_PREFIX}/limits")
-        def put_limits(body: dict[str, Any] = Body(...)) -> Response:
+        async def put_limits(request: Request) -> Response:
+            body = await _json_object(request)
             try:
                 self.limiter.configure({k: v for k, v in body.items() if k != "in_flight"})
             except ValueError as exc:
@@ -277,3 +285,12 @@ async def _form(request: Request) -> dict[str, str]:
     """An ``application/x-www-form-urlencoded`` body (stdlib: no multipart dependency)."""
     raw = (await request.body()).decode("utf-8", "replace")
     return dict(parse_qsl(raw, keep_blank_values=True))
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """An admin route's JSON body (an object; anything else reads as empty)."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -10,7 +10,6 @@ credit notes, purchase orders), payments and allocations are in :mod:`sandbox.xe
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -43,17 +42,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TIMEZONES = {"NEWZEALANDSTANDARDTIME": "Pacific/Auckland", "AUSEASTERNSTANDARDTIME": "Australia/Sydney",
              "UTC": "UTC", "GMTSTANDARDTIME": "Europe/London", "EASTERNSTANDARDTIME": "America/New_York",
              "PACIFICSTANDARDTIME": "America/Los_Angeles"}
-
-
-def _intern(value: Any) -> Any:
-    """Share dict keys and short strings between documents (50,000 invoices must stay small)."""
-    if isinstance(value, dict):
-        return {sys.intern(k): _intern(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_intern(v) for v in value]
-    if isinstance(value, str) and len(value) <= 16:
-        return sys.intern(value)
-    return value
 
 
 def norm(text: Any) -> str:
@@ -98,15 +86,14 @@ class Books:
     def reindex(self, compact: bool = False) -> None:
         """Rebuild every index from the store (after a load or a reset)."""
         if compact:
+            # Reloaded rows come back in storage order: restore creation order (the default order).
             for kind in KINDS:
                 table = self.table(kind)
-                if not table:
-                    continue
-                rows = [(k, _intern(v)) for k, v in table.items()]
+                rows = list(table.items())
                 if rows and "_seq" in rows[0][1]:
                     rows.sort(key=lambda kv: kv[1].get("_seq", 0))
-                table.clear()
-                table.update(rows)
+                    table.clear()
+                    table.update(rows)
         self.seq = max((d.get("_seq", 0) for kind in ("contacts", "items", "invoices", "creditnotes",
                                                       "purchaseorders", "payments")
                         for d in self.table(kind).values()), default=0)

@@ -178,7 +178,10 @@ def _line(books: Books, kind: DocKind, doc_type: str, src: dict[str, Any], base:
             line_amount = gross
         line["Quantity"] = _f(qty)
         line["UnitAmount"] = _f(unit)
-        line["_gross"] = _f(gross)
+        if rate_d is not None or disc_d is not None:
+            line["_gross"] = _f(gross)  # kept only where a discount needs it (TotalDiscount)
+        else:
+            line.pop("_gross", None)
     line["LineAmount"] = _f(q2(line_amount))
     # Account (SPEC LineItem.AccountCode; GH Xero-NetStandard#364, Xero-Java#353).
     account = None
@@ -190,7 +193,7 @@ def _line(books: Books, kind: DocKind, doc_type: str, src: dict[str, Any], base:
             account = None
         else:
             line["AccountCode"] = account["Code"]
-            line["AccountID"] = account["AccountID"]
+            line.pop("AccountID", None)  # rendered from the code: one less string per line in memory
     elif status == "AUTHORISED" and kind.ledger and qty is not None:
         errors.append("Account must be valid.")
     # Tax (notes §5.6; GH Xero-Java#336).
@@ -256,7 +259,10 @@ def _line(books: Books, kind: DocKind, doc_type: str, src: dict[str, Any], base:
         resolved.append({"Name": cat["Name"], "Option": option["Name"],
                          "TrackingCategoryID": cat["TrackingCategoryID"],
                          "TrackingOptionID": option["TrackingOptionID"]})
-    line["Tracking"] = resolved
+    if resolved:
+        line["Tracking"] = resolved
+    else:
+        line.pop("Tracking", None)
     if item is not None:
         line["_item"] = item["ItemID"]
     return line
@@ -307,8 +313,10 @@ def totals(doc: dict[str, Any], amount_types: str) -> None:
                     if "_gross" in line and (line.get("DiscountRate") is not None
                                              or line.get("DiscountAmount") is not None)), ZERO)
     doc["SubTotal"], doc["TotalTax"], doc["Total"] = _f(sub), _f(tax), _f(total)
-    doc["TotalDiscount"] = _f(discount)
-    doc["IsDiscounted"] = discount != ZERO
+    if discount != ZERO:
+        doc["TotalDiscount"] = _f(discount)
+    else:
+        doc.pop("TotalDiscount", None)
 
 
 def _settle(doc: dict[str, Any], kind: DocKind) -> None:
@@ -344,10 +352,11 @@ def write_document(books: Books, kind: DocKind, src: dict[str, Any], *, mode: st
     if existing is None and mode == "upsert" and src.get(kind.number_field):
         # POST matches ACCREC invoices (and POs) by number (GH Xero-NetStandard#127, pyxero#328).
         for cand in books.by_number(kind.table, src[kind.number_field]):
-            if cand.get("Status") != "DELETED" and (kind is PURCHASE_ORDER or cand.get("Type") in ("ACCREC",)):
-                if kind is PURCHASE_ORDER or src.get("Type", cand["Type"]) == cand["Type"]:
-                    existing = cand
-                    break
+            live = cand.get("Status") != "DELETED"
+            if live and (kind is PURCHASE_ORDER or (cand.get("Type") == "ACCREC"
+                                                    and src.get("Type", "ACCREC") == "ACCREC")):
+                existing = cand
+                break
     errors: list[str] = []
     warnings: list[str] = []
     fields = HEADER_FIELDS[kind.table]
@@ -463,11 +472,11 @@ def write_document(books: Books, kind: DocKind, src: dict[str, Any], *, mode: st
                                             errors)
     totals(doc, amount_types)
     # Lock dates (ledger documents; notes §5.4)
-    if kind.ledger and status not in ("DELETED", "VOIDED"):
-        if existing is None or doc["Date"] != existing.get("Date") or status != old_status:
-            lock = books.lock_error(doc["Date"])
-            if lock:
-                errors.append(lock)
+    dated = existing is None or doc["Date"] != existing.get("Date") or status != old_status
+    if kind.ledger and status not in ("DELETED", "VOIDED") and dated:
+        lock = books.lock_error(doc["Date"])
+        if lock:
+            errors.append(lock)
     # Numbers (notes §5.5, §8.3)
     number = doc.get(kind.number_field)
     if number is not None and not isinstance(number, str):
@@ -520,8 +529,6 @@ def write_document(books: Books, kind: DocKind, src: dict[str, Any], *, mode: st
         if kind.ledger:
             doc.setdefault("AmountPaid", 0.0)
             doc.setdefault("AmountCredited", 0.0)
-            doc["Payments"] = []
-            doc["Allocations"] = []
         if not doc.get(kind.number_field) and (kind is not INVOICE or doc_type == "ACCREC") and (
                 kind is not CREDIT_NOTE or doc_type == "ACCRECCREDIT"):
             doc[kind.number_field] = books.next_number(kind.table, kind.prefix, kind.counter)

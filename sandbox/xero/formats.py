@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
 from starlette.responses import Response
@@ -20,7 +21,7 @@ from starlette.responses import Response
 PROVIDER_NAME = "zoho-xero-sync sandbox"
 CENT = Decimal("0.01")
 FOUR = Decimal("0.0001")
-ZERO = Decimal("0")
+ZERO = Decimal(0)
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
@@ -54,7 +55,7 @@ def money(value: Decimal) -> float:
 
 # --- dates ---------------------------------------------------------------------------------------
 def ms(dt: datetime) -> int:
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)
 
 
 def ms_date_time(epoch_ms: int, offset: bool = True) -> str:
@@ -62,6 +63,7 @@ def ms_date_time(epoch_ms: int, offset: bool = True) -> str:
     return f"/Date({epoch_ms}+0000)/" if offset else f"/Date({epoch_ms})/"
 
 
+@lru_cache(maxsize=4096)
 def ms_date(day: str) -> str:
     """A calendar date ``YYYY-MM-DD`` as Xero's MS-JSON date (midnight UTC)."""
     d = date.fromisoformat(day)
@@ -69,6 +71,7 @@ def ms_date(day: str) -> str:
     return f"/Date({epoch}+0000)/"
 
 
+@lru_cache(maxsize=4096)
 def date_string(day: str) -> str:
     """``DateString``: ``2018-10-20T00:00:00``."""
     return f"{day}T00:00:00"

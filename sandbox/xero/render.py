@@ -84,7 +84,9 @@ def contact_ref(books: Books, contact_id: str) -> dict[str, Any]:
 
 
 def _price(value: Any, unitdp: int) -> float:
-    return float(dec(value)) if unitdp == 4 else float(q2(dec(value)))
+    if unitdp == 4 or round(value, 2) == value:
+        return value
+    return float(q2(dec(value)))
 
 
 def item(i: dict[str, Any], unitdp: int) -> dict[str, Any]:
@@ -101,10 +103,15 @@ def item(i: dict[str, Any], unitdp: int) -> dict[str, Any]:
 
 # --- documents -----------------------------------------------------------------------------------
 def line(books: Books, ln: dict[str, Any], unitdp: int) -> dict[str, Any]:
-    out = public(ln)
+    out = {k: v for k, v in ln.items() if k[0] != "_"}
     if "UnitAmount" in out:
         out["UnitAmount"] = _price(out["UnitAmount"], unitdp)
-    out.setdefault("Tracking", [])
+    if "AccountCode" in out and "AccountID" not in out:
+        acc = books.account(out["AccountCode"])
+        if acc is not None:
+            out["AccountID"] = acc["AccountID"]
+    if "Tracking" not in out:
+        out["Tracking"] = []
     if ln.get("_item"):
         it = books.item(ln["_item"])
         if it is not None:
@@ -146,6 +153,7 @@ def document(books: Books, kind: DocKind, doc: dict[str, Any], unitdp: int = 2, 
         out["FullyPaidOnDate"] = ms_date(doc["FullyPaidOnDate"])
     out["HasAttachments"] = False
     out["HasErrors"] = False
+    out["IsDiscounted"] = "TotalDiscount" in doc
     if kind is not PURCHASE_ORDER:
         pays = [r for r in (_payment_ref(books, pid) for pid in doc.get("Payments", [])) if r]
         if kind is INVOICE:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sandbox.xero.books import Books, norm
-from sandbox.xero.formats import q2
 
 DEMO_TENANT_ID = "3a1f6c2e-7b4d-4e8a-9c5f-1d2e3f4a5b6c"
 DEMO_TENANT_NAME = "Harbour Demo Ltd"
@@ -139,48 +137,52 @@ def demo_extras(books: Books) -> None:
 
 
 def generate_invoices(books: Books, count: int) -> None:
-    """``count`` ACCREC invoices over ~count/25 contacts, deterministic, built without per-element
-    validation (the data is valid by construction) so 50,000 invoices take seconds."""
+    """``count`` ACCREC invoices over ~count/25 contacts, deterministic (seeded by ``count``), built
+    without per-element validation (valid by construction) and in integer cents, so 50,000
+    invoices take seconds. Tax is per line, half up, as the API computes it."""
     rng = random.Random(count)
+
+    def rid() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
     n_contacts = max(5, min(2000, count // 25))
     contacts = [books.write_contact({"Name": f"Customer {i:05d}", "ContactNumber": f"GEN-{i:05d}",
                                      "EmailAddress": f"customer{i:05d}@example.com"}, allow_update=False)
                 for i in range(n_contacts)]
-    accounts = [books.account(c) for c in ("200", "210", "220")]
+    codes = ("200", "210", "220")
     start = date(2025, 6, 1)
-    rate = Decimal("15")
-    line_ns = uuid.UUID(books.tenant_id) if _is_uuid(books.tenant_id) else uuid.NAMESPACE_URL
+    days = [(start + timedelta(days=k)).isoformat() for k in range(365 + 30)]
+    now = books.now_ms()
+    table = books.table("invoices")
+    numbers = books.numbers["invoices"]
     for n in range(count):
         contact = contacts[n % n_contacts]
         lines = []
-        sub = tax = Decimal(0)
+        sub = tax = 0
         for k in range(rng.randint(1, 3)):
-            qty = Decimal(rng.randint(1, 10))
-            unit = Decimal(rng.randint(100, 50000)) / 100
-            la = q2(qty * unit)
-            line_tax = q2(la * rate / 100)
+            qty = rng.randint(1, 10)
+            unit = rng.randint(100, 50000)  # cents
+            la = qty * unit
+            line_tax = (la * 15 + 50) // 100  # 15 %, half up, in cents
             sub += la
             tax += line_tax
-            acc = accounts[k % 3]
-            assert acc is not None
-            lines.append({"LineItemID": str(uuid.uuid5(line_ns, f"gen/{n}/{k}")), "Description": f"Service {k + 1}",
-                          "Quantity": float(qty), "UnitAmount": float(unit), "AccountCode": acc["Code"],
-                          "AccountID": acc["AccountID"], "TaxType": "OUTPUT2", "TaxAmount": float(line_tax),
-                          "LineAmount": float(la), "Tracking": [], "_gross": float(la)})
-        day = start + timedelta(days=n % 365)
-        status = "AUTHORISED" if n % 3 else "DRAFT"
-        inv_id = str(uuid.uuid5(line_ns, f"gen/{n}"))
-        total = sub + tax
+            lines.append({"LineItemID": rid(), "Description": f"Service {k + 1}", "Quantity": float(qty),
+                          "UnitAmount": unit / 100, "AccountCode": codes[k % 3], "TaxType": "OUTPUT2",
+                          "TaxAmount": line_tax / 100, "LineAmount": la / 100})
+        inv_id = rid()
+        total = (sub + tax) / 100
         number = f"INV-{n + 1:04d}"
-        doc = {"Type": "ACCREC", "InvoiceNumber": number, "Reference": f"GEN-{n + 1}", "Status": status,
-               "LineAmountTypes": "Exclusive", "Date": day.isoformat(),
-               "DueDate": (day + timedelta(days=30)).isoformat(), "CurrencyCode": "NZD", "CurrencyRate": 1.0,
-               "LineItems": lines, "SubTotal": float(sub), "TotalTax": float(tax), "Total": float(total),
-               "TotalDiscount": 0.0, "IsDiscounted": False, "AmountPaid": 0.0, "AmountCredited": 0.0,
-               "AmountDue": float(total), "Payments": [], "Allocations": [], "ContactID": contact["ContactID"],
-               "InvoiceID": inv_id, "_id": inv_id, "_seq": books.next_seq(), "UpdatedDateUTC": books.now_ms()}
-        books.put("invoices", inv_id, doc)
-        books.numbers["invoices"].setdefault(norm(number), []).append(inv_id)
+        doc = {"Type": "ACCREC", "InvoiceNumber": number, "Reference": f"GEN-{n + 1}",
+               "Status": "AUTHORISED" if n % 3 else "DRAFT", "LineAmountTypes": "Exclusive",
+               "Date": days[n % 365], "DueDate": days[n % 365 + 30], "CurrencyCode": "NZD", "CurrencyRate": 1.0,
+               "LineItems": lines, "SubTotal": sub / 100, "TotalTax": tax / 100, "Total": total,
+               "AmountPaid": 0.0, "AmountCredited": 0.0, "AmountDue": total, "ContactID": contact["ContactID"],
+               "InvoiceID": inv_id, "_id": inv_id, "_seq": books.next_seq(), "UpdatedDateUTC": now + n}
+        table[inv_id] = doc
+        books.store.touch(books.tenant_id, "invoices", inv_id)
+        numbers[norm(number)] = [inv_id]
+    books._last_ms = now + count
+    for contact in contacts:
         books.mark_contact_role(contact, "ACCREC")
     books.settings["invoice_next"] = count + 1
     books.save_settings()

@@ -222,7 +222,7 @@ class _Parser:
 
 def _as_datetime(text: str) -> datetime:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+        return datetime.fromisoformat(text).replace(tzinfo=None)
     except ValueError as exc:
         raise WhereError(f"bad date {text!r}") from exc
 
