@@ -624,6 +624,15 @@ class DeletesConfig(_Strict):
     enabled: bool = Field(default=False, description="delete/void in Xero what was cancelled or deleted in Zoho")
 
 
+class DueDays(_Strict):
+    """Payment terms used when a Zoho record has no due date (Xero needs one to approve a document)."""
+
+    invoices: int | None = Field(default=None, ge=0)
+    sales_orders: int | None = Field(default=None, ge=0)
+    quotes: int | None = Field(default=None, ge=0)
+    purchase_orders: int | None = Field(default=None, ge=0)
+
+
 class PurchasesConfig(_Strict):
     discounts: Literal["reject", "net"] = Field(
         default="reject", description="bills/POs take no discounts: reject, or net them into UnitAmount")
@@ -661,6 +670,10 @@ class OrgConfig(_Strict):
     conflicts: ConflictPolicy = Field(default_factory=ConflictPolicy)
     deletes: DeletesConfig = Field(default_factory=DeletesConfig)
     purchases: PurchasesConfig = Field(default_factory=PurchasesConfig)
+    due_days: DueDays = Field(default_factory=lambda: DueDays(),
+                              description="days after the document date for a missing due date (None: none)")
+    line_discounts: Literal["amount", "rate"] = Field(
+        default="amount", description="Zoho line discounts sent as Xero DiscountAmount or DiscountRate (2 dp %)")
 
     _file: str | None = PrivateAttr(default=None)
 

@@ -116,7 +116,7 @@ def _map_contacts(H: pd.DataFrame, module: str, section: str, builtins: list[Fie
     ctx = Ctx(org=org, ref=ref, module=module, doc_type="CONTACT", numbers=numbers)
     rejects: list[Reject] = []
     for miss in misses:
-        rejects += emit(ctx, "field.lookup_missing", H.assign(_doc=zid, _v=miss.values), miss.mask,
+        rejects += emit(ctx, "field.lookup_missing", lambda: H.assign(_doc=zid, _v=miss.values), miss.mask,
                         lambda r, m=miss: {"value": r["_v"], "key": m.key, "field": m.target}, line_col=None)
     name = as_text(mapped["Name"]) if "Name" in mapped else pd.Series(np.nan, index=H.index, dtype="str")
     email = as_text(mapped["EmailAddress"]) if "EmailAddress" in mapped else pd.Series(np.nan, index=H.index)
@@ -130,7 +130,7 @@ def _map_contacts(H: pd.DataFrame, module: str, section: str, builtins: list[Fie
     xero_id = pd.Series(matches["xero_id"].to_numpy(), index=H.index)
     matched_by = pd.Series(matches["matched_by"].to_numpy(), index=H.index)
     status = xero_id.map({c.ContactID: c.ContactStatus for c in ref.contacts})
-    rejects += emit(ctx, "contact.archived", frame.assign(_n=name.fillna(zid)), status == "ARCHIVED",
+    rejects += emit(ctx, "contact.archived", lambda: frame.assign(_n=name.fillna(zid)), status == "ARCHIVED",
                     lambda r: {"value": r["_n"]}, field="ContactStatus", line_col=None)
 
     # Name clashes with other active Xero contacts and inside the batch.
@@ -144,7 +144,7 @@ def _map_contacts(H: pd.DataFrame, module: str, section: str, builtins: list[Fie
     clash.loc[clashes.index] = clashes["clash"]
     other = pd.Series(np.nan, index=H.index, dtype="object")
     other.loc[clashes.index] = clashes["other"]
-    rejects += emit(ctx, "contact.name_clash", frame.assign(_n=name, _o=other), clash,
+    rejects += emit(ctx, "contact.name_clash", lambda: frame.assign(_n=name, _o=other), clash,
                     lambda r: {"value": r["_n"], "other": r["_o"]}, field="Name", line_col=None)
     mapped = mapped.assign(Name=final_name, ContactNumber=zid)
 
@@ -169,7 +169,7 @@ def _map_contacts(H: pd.DataFrame, module: str, section: str, builtins: list[Fie
     rejects += check_emails(ctx, checked, "EmailAddress")
     if "DefaultCurrency" in mapped:
         cur = as_text(mapped["DefaultCurrency"])
-        rejects += emit(ctx, "currency.not_enabled", checked.assign(_c=cur),
+        rejects += emit(ctx, "currency.not_enabled", lambda: checked.assign(_c=cur),
                         cur.notna() & ~cur.isin(list(ref.enabled_currencies)), lambda r: {"value": r["_c"]},
                         field="Currency", line_col=None)
 

@@ -162,7 +162,7 @@ def map_documents(kind_name: KindName, records: Sequence[Mapping[str, Any]], *, 
         cancelled = zstatus.isin(list(smap.cancel))
         desired = zstatus.map(dict(smap.to_xero))
         unmapped = ~cancelled & desired.isna()
-        rejects += emit(ctx, "status.unmapped", H.assign(_s=zstatus.fillna("(empty)")), unmapped,
+        rejects += emit(ctx, "status.unmapped", lambda: H.assign(_s=zstatus.fillna("(empty)")), unmapped,
                         lambda r: {"value": r["_s"], "key": f"status.{kind.status_section}.to_xero",
                                    "cancel_key": f"status.{kind.status_section}.cancel"},
                         field="Status", line_col=None)
@@ -198,17 +198,20 @@ def map_documents(kind_name: KindName, records: Sequence[Mapping[str, Any]], *, 
     doc_date, date_invalid = to_date(date_src)
     rejects += emit(ctx, "date.missing", H, doc_date.isna() & ~date_invalid, lambda r: {}, field=date_field,
                     line_col=None)
-    rejects += emit(ctx, "date.invalid", H.assign(_d=as_text(date_src)), date_invalid,
+    rejects += emit(ctx, "date.invalid", lambda: H.assign(_d=as_text(date_src)), date_invalid,
                     lambda r: {"value": r["_d"]}, field=date_field, line_col=None)
     due_name = "DueDate" if "DueDate" in mapped else kind.due_field
     due_src = mapped["DueDate"] if "DueDate" in mapped else (col(H, kind.due_field) if kind.due_field else
                                                             pd.Series(np.nan, index=H.index))
     due_date, due_invalid = to_date(due_src)
-    rejects += emit(ctx, "date.invalid", H.assign(_d=as_text(due_src)), due_invalid,
+    terms = getattr(org.due_days, kind.section)
+    if terms is not None:
+        due_date = due_date.where(due_date.notna() | due_invalid, doc_date + pd.Timedelta(days=terms))
+    rejects += emit(ctx, "date.invalid", lambda: H.assign(_d=as_text(due_src)), due_invalid,
                     lambda r: {"value": r["_d"]}, field=due_name, line_col=None)
     if kind.name in ("invoice", "bill"):
         needs_due = desired.isin(["SUBMITTED", "AUTHORISED"]) & due_date.isna() & ~due_invalid
-        rejects += emit(ctx, "date.due_missing", H.assign(_s=desired), needs_due, lambda r: {"value": r["_s"]},
+        rejects += emit(ctx, "date.due_missing", lambda: H.assign(_s=desired), needs_due, lambda r: {"value": r["_s"]},
                         field=due_name, line_col=None)
     rejects += check_lock_dates(ctx, H.assign(_date=doc_date), "_date", field=date_field)
     before_sync = pd.Series(False, index=H.index)
@@ -219,14 +222,14 @@ def map_documents(kind_name: KindName, records: Sequence[Mapping[str, Any]], *, 
     base = ref.organisation.BaseCurrency
     zcur = as_text(col(H, "Currency")).fillna(base)
     xcur = zcur.map(dict(org.currency.map)).fillna(zcur)
-    rejects += emit(ctx, "currency.not_enabled", H.assign(_c=xcur), ~xcur.isin(list(ref.enabled_currencies)),
+    rejects += emit(ctx, "currency.not_enabled", lambda: H.assign(_c=xcur), ~xcur.isin(list(ref.enabled_currencies)),
                     lambda r: {"value": r["_c"]}, field="Currency", line_col=None)
     rate = pd.Series(np.nan, index=H.index)
     if org.currency.rate == "zoho":
         foreign = xcur != base
         rate = pd.to_numeric(col(H, "Exchange_Rate"), errors="coerce")
         bad_rate = foreign & ~(rate > 0)
-        rejects += emit(ctx, "currency.rate_missing", H.assign(_c=xcur), bad_rate, lambda r: {"value": r["_c"]},
+        rejects += emit(ctx, "currency.rate_missing", lambda: H.assign(_c=xcur), bad_rate, lambda r: {"value": r["_c"]},
                         field="Exchange_Rate", line_col=None)
         rate = rate.where(foreign)
 
@@ -241,7 +244,7 @@ def map_documents(kind_name: KindName, records: Sequence[Mapping[str, Any]], *, 
         theme = theme.where(~hit, rule.theme)
         theme_key = theme_key.where(~hit, f"branding.rules[{i}].theme")
     theme_id = theme.map(lambda n: ref.theme_id(n) if isinstance(n, str) else None)
-    rejects += emit(ctx, "branding.unknown_theme", H.assign(_t=theme, _k=theme_key),
+    rejects += emit(ctx, "branding.unknown_theme", lambda: H.assign(_t=theme, _k=theme_key),
                     theme.notna() & theme_id.isna(),
                     lambda r: {"value": r["_t"], "key": r["_k"], "choices": ref.choices("theme")},
                     field="BrandingThemeID", line_col=None)
@@ -255,7 +258,7 @@ def map_documents(kind_name: KindName, records: Sequence[Mapping[str, Any]], *, 
         policy = getattr(org.header_amounts, name).policy
         if policy == "reject":
             nonzero = pd.Series(cents != 0, index=H.index)
-            rejects += emit(ctx, f"header.{name}", H.assign(_a=money.from_units(cents, 2)), nonzero,
+            rejects += emit(ctx, f"header.{name}", lambda: H.assign(_a=money.from_units(cents, 2)), nonzero,
                             lambda r: {"value": f"{r['_a']:.2f}"}, field=zoho_field, line_col=None)
 
     # --- lines -------------------------------------------------------------------------------------------------
@@ -398,7 +401,7 @@ def _map_lines(kind: DocKind, L: pd.DataFrame, H: pd.DataFrame, org: OrgConfig, 
                  for a in line_maps]
     mapped, misses = apply(L, line_maps)
     for miss in misses:
-        rejects += emit(ctx, "field.lookup_missing", L.assign(_v=miss.values), miss.mask,
+        rejects += emit(ctx, "field.lookup_missing", lambda: L.assign(_v=miss.values), miss.mask,
                         lambda r, m=miss: {"value": r["_v"], "key": m.key, "field": m.target})
     L["Description"] = as_text(mapped["LineItems.Description"]) if "LineItems.Description" in mapped else np.nan
 
@@ -419,9 +422,9 @@ def _map_lines(kind: DocKind, L: pd.DataFrame, H: pd.DataFrame, org: OrgConfig, 
     unit4, ok_p = money.to_units4(price_raw)
     disc, ok_d = money.to_cents(col(L, "Discount"))
     disc = np.where(ok_d, disc, 0).astype(object)
-    rejects += emit(ctx, "line.quantity_invalid", L.assign(_v=as_text(qty_raw).fillna("")), ~ok_q,
+    rejects += emit(ctx, "line.quantity_invalid", lambda: L.assign(_v=as_text(qty_raw).fillna("")), ~ok_q,
                     lambda r: {"line": r["_label"], "value": r["_v"]}, field="Quantity")
-    rejects += emit(ctx, "line.price_invalid", L.assign(_v=as_text(price_raw).fillna("")), ~ok_p,
+    rejects += emit(ctx, "line.price_invalid", lambda: L.assign(_v=as_text(price_raw).fillna("")), ~ok_p,
                     lambda r: {"line": r["_label"], "value": r["_v"]}, field="List_Price")
     L["_qty4"] = np.where(ok_q, qty4, 0).astype(object)
     L["_unit4"] = np.where(ok_p, unit4, 0).astype(object)
@@ -592,10 +595,22 @@ def _arithmetic(kind: DocKind, L: pd.DataFrame, H: pd.DataFrame, org: OrgConfig,
             amount = money.line_amounts(qty, unit, disc)
             tax = money.line_tax(amount, rate, mode)
         else:
-            rejects += emit(ctx, "bill.discount", L.assign(_d=money.from_units(disc, 2)), has_disc,
+            rejects += emit(ctx, "bill.discount", lambda: L.assign(_d=money.from_units(disc, 2)), has_disc,
                             lambda r: {"line": r["_label"], "value": f"{r['_d']:.2f}"}, field="Discount")
+    drate = np.zeros(len(L), dtype=object)
+    if kind.allows_discount and org.line_discounts == "rate":
+        # DiscountRate instead of DiscountAmount: the percentage of the line (2 dp) Xero then applies.
+        gross8 = (qty * unit).astype(object)
+        has = (disc != 0) & (gross8 != 0)
+        safe = np.where(gross8 == 0, 1, gross8).astype(object)
+        pct = money.div_round(money.div_round(disc * 10 ** 6 * 100 * money.RATE, safe), 100) * 100
+        drate = np.where(has, pct, 0).astype(object)
+        disc = np.where(has, 0, disc).astype(object)
+        amount = money.line_amounts(qty, unit, disc, drate)
+        tax = money.line_tax(amount, rate, mode)
     L["_unit4"] = unit
     L["_disc"] = disc
+    L["_drate"] = drate
     L["_amount"] = amount
     L["_tax"] = tax
     totals = money.document_totals(L[DOC].to_numpy(), amount, tax, mode)
@@ -637,7 +652,8 @@ def _totals_check(kind: DocKind, L: pd.DataFrame, H: pd.DataFrame, org: OrgConfi
         tax_type = None if mode == "NoTax" else _zero_tax(ref)
         rows = [{DOC: d, POS: -EXTRA_ORDER["$rounding"], LINE: "$rounding", "_order": 10_000 + EXTRA_ORDER["$rounding"],
                  "_label": "rounding", "Description": org.rounding.description, "_qty4": money.U4,
-                 "_unit4": v * 100, "_disc": 0, "_amount": v, "_tax": 0, "_rate": 0, "AccountCode": rounding_code,
+                 "_unit4": v * 100, "_disc": 0, "_drate": 0, "_amount": v, "_tax": 0, "_rate": 0,
+                 "AccountCode": rounding_code,
                  "_acct_key": "rounding", "TaxType": tax_type, "_tax_key": "rounding", "_exempt": True,
                  "_zoho_pct": np.nan, "ItemCode": np.nan}
                 for d, v in zip(np.asarray(docs)[add].tolist(), variance[add].tolist())]
@@ -681,6 +697,8 @@ def _build(kind: DocKind, head: pd.DataFrame, extra_fields: dict[str, pd.Series]
         "TaxType": lines["TaxType"],
         "DiscountAmount": pd.Series(money.from_units(lines["_disc"].to_numpy(dtype=object), 2),
                                     index=lines.index).where(lines["_disc"].to_numpy(dtype=object) != 0),
+        "DiscountRate": pd.Series(money.from_units(lines["_drate"].fillna(0).to_numpy(dtype=object), 4),
+                                  index=lines.index).where(lines["_drate"].fillna(0).to_numpy(dtype=object) != 0),
     }
     names = list(cols)
     columns = [_clean(c) for c in cols.values()]

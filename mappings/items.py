@@ -60,7 +60,7 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
     maps = resolve(BUILTINS, org.fields.products, "products")
     mapped, misses = apply(H, maps)
     for miss in misses:
-        rejects += emit(ctx, "field.lookup_missing", H.assign(_v=miss.values), miss.mask,
+        rejects += emit(ctx, "field.lookup_missing", lambda: H.assign(_v=miss.values), miss.mask,
                         lambda r, m=miss: {"value": r["_v"], "key": m.key, "field": m.target}, line_col=None)
 
     # Code: present and unique (in this page, and against Xero items owned by another product).
@@ -68,12 +68,12 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
     order = pd.DataFrame({"zid": zid, "code": code}).sort_values("zid", kind="stable")
     owner = order.dropna(subset=["code"]).drop_duplicates("code").set_index("code")["zid"]
     dup = code.notna() & (code.map(owner) != zid)
-    rejects += emit(ctx, "item.code_duplicate", H.assign(_c=code, _o=code.map(owner)), dup,
+    rejects += emit(ctx, "item.code_duplicate", lambda: H.assign(_c=code, _o=code.map(owner)), dup,
                     lambda r: {"value": r["_c"], "other": r["_o"]}, field="Product_Code", line_col=None)
     linked_item_ids = {l.xero_id: z for z, l in links_d.items()}
     xero_item = code.map({c: i.ItemID for c, i in ref.items_by_code.items()})
     taken = xero_item.notna() & xero_item.map(linked_item_ids).notna() & (xero_item.map(linked_item_ids) != zid)
-    rejects += emit(ctx, "item.code_duplicate", H.assign(_c=code, _o=xero_item.map(linked_item_ids)), taken & ~dup,
+    rejects += emit(ctx, "item.code_duplicate", lambda: H.assign(_c=code, _o=xero_item.map(linked_item_ids)), taken & ~dup,
                     lambda r: {"value": r["_c"], "other": r["_o"]}, field="Product_Code", line_col=None)
 
     # Accounts and taxes for both sides.
@@ -106,7 +106,7 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
             tax_type = tax_type.where(tax_names.notna(), tdefault)
             tkey = tkey.where(tax_names.notna(), "tax.purchases_default" if purchases else "tax.default")
         unmapped_tax = tax_names.notna() & tax_type.isna()
-        rejects += emit(ctx, "tax.unmapped", H.assign(_t=tax_names), unmapped_tax,
+        rejects += emit(ctx, "tax.unmapped", lambda: H.assign(_t=tax_names), unmapped_tax,
                         lambda r, p=purchases: {"value": r["_t"], "where": "the product",
                                                 "key": "tax.purchases_map" if p else "tax.map"},
                         field="Tax", line_col=None)
@@ -114,7 +114,7 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
             np.nan, index=H.index, dtype="object")
         checks.append((doc_type, target, account, key, details[f"{target}.TaxType"], tkey))
         unmapped_acc = account.isna()
-        rejects += emit(ctx, "account.unmapped", H.assign(_p=as_text(col(H, "Product_Name")).fillna(code)),
+        rejects += emit(ctx, "account.unmapped", lambda: H.assign(_p=as_text(col(H, "Product_Name")).fillna(code)),
                         unmapped_acc,
                         lambda r, s=side: {"value": r["_p"], "where": f"the product ({s})", "module_key": f"products_{s}"},
                         field=f"{target}.AccountCode", line_col=None)

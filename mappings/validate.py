@@ -21,9 +21,10 @@ from mappings.config import OrgConfig
 from mappings.reference import ALLOWED_CLASSES, FORBIDDEN_SYSTEM_ACCOUNTS, ReferenceData
 from mappings.rejects import Reject, make_reject
 
-#: Pragmatic syntax check (Xero rejects addresses that are not syntactically valid; it does not
-#: check deliverability). Vectorised, unlike per-address validators.
-EMAIL_RE = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+#: Xero rejects an EmailAddress that is not an address ("Email address must be valid."), but it
+#: checks syntax loosely and never deliverability: one @, no spaces, a dot in the domain. Being
+#: stricter than Xero would reject records Xero accepts.
+EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 CLASS_WORDS = {"ACCREC": "revenue", "ACCPAY": "expense or asset", "PURCHASEORDER": "expense or asset"}
 DOC_WORDS = {"ACCREC": "sales invoice", "ACCPAY": "bill", "PURCHASEORDER": "purchase order"}
@@ -51,13 +52,19 @@ class Ctx:
                            **values)
 
 
-def emit(ctx: Ctx, rule: str, frame: pd.DataFrame, mask: pd.Series | np.ndarray,
+def emit(ctx: Ctx, rule: str, frame: pd.DataFrame | Callable[[], pd.DataFrame], mask: pd.Series | np.ndarray,
          values: Callable[[dict[str, Any]], dict[str, Any]], *, field: str | None = None,
          doc_col: str = "_doc", line_col: str | None = "_line") -> list[Reject]:
-    """Rejects for the rows of ``frame`` where ``mask`` holds; ``values(row)`` fills the templates."""
+    """Rejects for the rows of ``frame`` where ``mask`` holds; ``values(row)`` fills the templates.
+
+    ``frame`` may be a callable building the frame, so the extra columns a message needs are only
+    computed when some row actually fails.
+    """
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return []
+    if callable(frame):
+        frame = frame()
     out = []
     for row in frame.loc[mask].to_dict("records"):
         vals = values(row)
@@ -83,37 +90,66 @@ def _label(row: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _verdicts(values: pd.Series, judge: Callable[[Any], str | None]) -> pd.Series:
+    """Judge each distinct value once (reference lookups) and spread the verdicts back by a map."""
+    uniq = pd.unique(values.dropna())
+    table = {v: judge(v) for v in uniq}
+    table = {k: v for k, v in table.items() if v is not None}
+    if not table:
+        return pd.Series(np.nan, index=values.index, dtype="object")
+    return values.map(table)
+
+
 def check_accounts(ctx: Ctx, frame: pd.DataFrame, code_col: str, key_col: str, *, doc_type: str,
                    exempt_col: str | None = None, field: str = "AccountCode") -> list[Reject]:
-    """Account exists, is ACTIVE, is not a system account and has a class allowed for ``doc_type``."""
+    """Account exists, is ACTIVE, is not a system account and has a class allowed for ``doc_type``.
+
+    Exempt rows (the rounding line on the ROUNDING system account) only need an existing ACTIVE account.
+    """
     if frame.empty:
         return []
-    codes = frame[code_col]
-    acc = ctx.ref.accounts_frame.set_index("code")
-    has = codes.notna()
-    known = codes.isin(acc.index)
-    status = codes.map(acc["acc_status"])
-    klass = codes.map(acc["acc_class"])
-    system = codes.map(acc["acc_system"]).fillna("")
-    exempt = frame[exempt_col].fillna(False).astype(bool) if exempt_col else pd.Series(False, index=frame.index)
+    accounts = ctx.ref.accounts_by_code
     allowed = ALLOWED_CLASSES.get(doc_type, frozenset())
-    label = _label
-    out = emit(ctx, "account.unknown", frame, has & ~known,
-               lambda r: {"value": r[code_col], "key": r[key_col], "line": label(r),
-                          "choices": ctx.ref.choices("account")}, field=field)
-    out += emit(ctx, "account.inactive", frame, known & (status != "ACTIVE"),
-                lambda r: {"value": r[code_col], "key": r[key_col], "status": acc.at[r[code_col], "acc_status"]},
-                field=field)
-    sys_bad = known & (status == "ACTIVE") & system.isin(list(FORBIDDEN_SYSTEM_ACCOUNTS)) & ~exempt
-    out += emit(ctx, "account.system", frame, sys_bad,
-                lambda r: {"value": r[code_col], "key": r[key_col], "system": acc.at[r[code_col], "acc_system"]},
-                field=field)
-    if allowed:
-        cls_bad = known & (status == "ACTIVE") & ~sys_bad & ~klass.isin(list(allowed)) & ~exempt
-        out += emit(ctx, "account.wrong_class", frame, cls_bad,
-                    lambda r: {"value": r[code_col], "key": r[key_col],
-                               "account_class": acc.at[r[code_col], "acc_class"],
-                               "allowed": CLASS_WORDS.get(doc_type, "suitable")}, field=field)
+
+    def judge(code: Any, exempt: bool = False) -> str | None:
+        a = accounts.get(code)
+        if a is None:
+            return "account.unknown"
+        if a.Status != "ACTIVE":
+            return "account.inactive"
+        if exempt:
+            return None
+        if (a.SystemAccount or "").upper() in FORBIDDEN_SYSTEM_ACCOUNTS:
+            return "account.system"
+        if allowed and (a.Class or "").upper() not in allowed:
+            return "account.wrong_class"
+        return None
+
+    codes = frame[code_col]
+    verdict = _verdicts(codes, judge)
+    if exempt_col and frame[exempt_col].fillna(False).astype(bool).any():
+        exempt = frame[exempt_col].fillna(False).astype(bool)
+        verdict = verdict.where(~exempt, _verdicts(codes, lambda c: judge(c, True)))
+    if verdict.isna().all():
+        return []
+
+    def values(r: dict[str, Any], rule: str) -> dict[str, Any]:
+        a = accounts.get(r[code_col])
+        out = {"value": r[code_col], "key": r[key_col], "line": _label(r)}
+        if rule == "account.unknown":
+            out["choices"] = ctx.ref.choices("account")
+        elif rule == "account.inactive":
+            out["status"] = a.Status
+        elif rule == "account.system":
+            out["system"] = (a.SystemAccount or "").upper()
+        else:
+            out["account_class"] = (a.Class or "").upper()
+            out["allowed"] = CLASS_WORDS.get(doc_type, "suitable")
+        return out
+
+    out: list[Reject] = []
+    for rule in ("account.unknown", "account.inactive", "account.system", "account.wrong_class"):
+        out += emit(ctx, rule, frame, verdict == rule, lambda r, rule=rule: values(r, rule), field=field)
     return out
 
 
@@ -121,50 +157,66 @@ def check_tax_types(ctx: Ctx, frame: pd.DataFrame, tax_col: str, key_col: str, c
                     *, field: str = "TaxType", zoho_pct_col: str | None = None,
                     zoho_name_col: str | None = None, doc_type: str | None = None,
                     exempt_col: str | None = None) -> list[Reject]:
-    """TaxType exists, is ACTIVE, can apply to the account's class, and (optionally) has Zoho's rate."""
+    """TaxType exists, is ACTIVE, can apply to the account's class, and (optionally) has Zoho's rate.
+
+    The class check only runs against usable accounts (a bad account has its own reject already).
+    """
     if frame.empty:
         return []
+    rates = ctx.ref.tax_rates_by_type
+    accounts = ctx.ref.accounts_by_code
+    allowed = ALLOWED_CLASSES.get(doc_type or "", frozenset())
     taxes = frame[tax_col]
-    tf = ctx.ref.tax_frame.set_index("tax_type")
-    has = taxes.notna()
-    known = taxes.isin(tf.index)
-    status = taxes.map(tf["tax_status"])
-    out = emit(ctx, "tax.unknown_type", frame, has & ~known,
-               lambda r: {"value": r[tax_col], "key": r[key_col], "line": _label(r),
-                          "choices": ctx.ref.choices("tax")}, field=field)
-    out += emit(ctx, "tax.inactive", frame, known & (status != "ACTIVE"),
-                lambda r: {"value": r[tax_col], "key": r[key_col], "status": tf.at[r[tax_col], "tax_status"]},
-                field=field)
-    ok = known & (status == "ACTIVE")
-    if code_col is not None:
-        acc = ctx.ref.accounts_frame.set_index("code")
-        # Only against accounts that are usable; a bad account has its own reject already.
-        exempt = frame[exempt_col].fillna(False).astype(bool) if exempt_col else pd.Series(False, index=frame.index)
-        klass = frame[code_col].map(acc["acc_class"])
-        usable = (frame[code_col].map(acc["acc_status"]) == "ACTIVE") & (exempt | ~(
-            frame[code_col].map(acc["acc_system"]).isin(list(FORBIDDEN_SYSTEM_ACCOUNTS))))
-        if doc_type in ALLOWED_CLASSES:
-            usable &= exempt | klass.isin(list(ALLOWED_CLASSES[doc_type]))
-        klass = klass.where(usable)
-        applies = pd.Series(True, index=frame.index)
-        for cls in ("REVENUE", "EXPENSE", "ASSET", "LIABILITY", "EQUITY"):
-            is_cls = klass == cls
-            if is_cls.any():
-                flag = taxes.map(tf[cls]).fillna(False).astype(bool)
-                applies = applies & ~(is_cls & ~flag)
-        bad = ok & klass.notna() & ~applies
-        out += emit(ctx, "tax.not_applicable", frame, bad,
-                    lambda r: {"value": r[tax_col], "key": r[key_col], "account": r[code_col],
-                               "account_class": acc.at[r[code_col], "acc_class"]}, field=field)
-        ok = ok & ~bad
-    if zoho_pct_col is not None:
-        xero_rate = taxes.map(tf["tax_rate"]).astype("float64")
-        zoho_rate = pd.to_numeric(frame[zoho_pct_col], errors="coerce")
-        mismatch = ok & zoho_rate.notna() & ((xero_rate - zoho_rate).abs() > 1e-9)
-        out += emit(ctx, "tax.rate_mismatch", frame, mismatch,
-                    lambda r: {"value": r[tax_col], "key": r[key_col], "line": _label(r),
-                               "zoho_rate": _pct(r[zoho_pct_col]), "xero_rate": _pct(tf.at[r[tax_col], "tax_rate"]),
-                               "tax": r.get(zoho_name_col) if zoho_name_col else r[tax_col]}, field=field)
+    n = len(frame)
+    codes = frame[code_col] if code_col is not None else pd.Series(np.nan, index=frame.index, dtype="object")
+    exempt = (frame[exempt_col].fillna(False).astype(bool) if exempt_col
+              else pd.Series(False, index=frame.index))
+    pct = (pd.to_numeric(frame[zoho_pct_col], errors="coerce") if zoho_pct_col is not None
+           else pd.Series(np.nan, index=frame.index))
+    key = (taxes.astype("object").fillna("") + "\x1f" + codes.astype("object").fillna("") + "\x1f"
+           + exempt.map({True: "1", False: "0"}).astype("object") + "\x1f"
+           + pct.map(lambda v: "" if v != v else repr(round(float(v), 6))).astype("object"))
+    key = key.where(taxes.notna())
+
+    def judge(k: str) -> str | None:
+        tax, code, ex, p = k.split("\x1f")
+        t = rates.get(tax)
+        if t is None:
+            return "tax.unknown_type"
+        if t.Status != "ACTIVE":
+            return "tax.inactive"
+        a = accounts.get(code) if code else None
+        usable = a is not None and a.Status == "ACTIVE" and (
+            ex == "1" or ((a.SystemAccount or "").upper() not in FORBIDDEN_SYSTEM_ACCOUNTS
+                          and (not allowed or (a.Class or "").upper() in allowed)))
+        if usable and not t.can_apply_to(a.Class):
+            return "tax.not_applicable"
+        if p and abs(float(t.rate) - float(p)) > 1e-9:
+            return "tax.rate_mismatch"
+        return None
+
+    verdict = _verdicts(key, judge) if n else pd.Series(dtype="object")
+    if verdict.isna().all():
+        return []
+
+    def values(r: dict[str, Any], rule: str) -> dict[str, Any]:
+        t = rates.get(r[tax_col])
+        out = {"value": r[tax_col], "key": r[key_col], "line": _label(r)}
+        if rule == "tax.unknown_type":
+            out["choices"] = ctx.ref.choices("tax")
+        elif rule == "tax.inactive":
+            out["status"] = t.Status
+        elif rule == "tax.not_applicable":
+            a = accounts[r[code_col]]
+            out.update(account=r[code_col], account_class=(a.Class or "").upper())
+        else:
+            out.update(zoho_rate=_pct(r[zoho_pct_col]), xero_rate=_pct(t.rate),
+                       tax=r.get(zoho_name_col) if zoho_name_col else r[tax_col])
+        return out
+
+    out: list[Reject] = []
+    for rule in ("tax.unknown_type", "tax.inactive", "tax.not_applicable", "tax.rate_mismatch"):
+        out += emit(ctx, rule, frame, verdict == rule, lambda r, rule=rule: values(r, rule), field=field)
     return out
 
 
@@ -177,37 +229,49 @@ def check_tracking(ctx: Ctx, frame: pd.DataFrame, slots: list[tuple[str, str, st
     out: list[Reject] = []
     if frame.empty:
         return out
-    tf = ctx.ref.tracking_frame
-    cats = tf.drop_duplicates("category").set_index("category")["cat_status"]
-    opts = tf.set_index(["category", "option"])["opt_status"]
+    cats = ctx.ref.tracking_by_name
+
+    def judge(k: str) -> str | None:
+        cat, opt = k.split("\x1f")
+        c = cats.get(cat)
+        if c is None:
+            return "tracking.unknown_category"
+        if c.Status != "ACTIVE":
+            return "tracking.inactive_category"
+        o = next((o for o in c.Options if o.Name == opt), None)
+        if o is None:
+            return "tracking.unknown_option"
+        return "tracking.inactive" if o.Status != "ACTIVE" else None
+
     count = pd.Series(0, index=frame.index)
     for cat_col, opt_col, key_col in slots:
         cat, opt = frame[cat_col], frame[opt_col]
         used = cat.notna() & opt.notna()
         count += used.astype(int)
-        cat_known = cat.isin(cats.index)
-        out += emit(ctx, "tracking.unknown_category", frame, used & ~cat_known,
-                    lambda r, c=cat_col, k=key_col: {"value": r[c], "key": r[k],
-                                                     "choices": ctx.ref.choices("tracking")}, field="Tracking")
-        cat_inactive = used & cat_known & (cat.map(cats) != "ACTIVE")
-        out += emit(ctx, "tracking.inactive", frame, cat_inactive,
-                    lambda r, c=cat_col, k=key_col: {"value": r[c], "category": r[c], "key": r[k],
-                                                     "status": cats.get(r[c])}, field="Tracking")
-        pair = pd.MultiIndex.from_arrays([cat.fillna(""), opt.fillna("")])
-        status = pd.Series(opts.reindex(pair).to_numpy(), index=frame.index)
-        unknown = used & cat_known & ~cat_inactive & status.isna()
-        out += emit(ctx, "tracking.unknown_option", frame, unknown,
-                    lambda r, c=cat_col, o=opt_col, k=key_col: {
-                        "value": r[o], "category": r[c], "key": r[k],
-                        "choices": ", ".join(sorted(tf.loc[(tf["category"] == r[c]) & (tf["opt_status"] == "ACTIVE"),
-                                                           "option"]))}, field="Tracking")
-        inactive = used & cat_known & ~cat_inactive & status.notna() & (status != "ACTIVE")
-        out += emit(ctx, "tracking.inactive", frame, inactive,
-                    lambda r, c=cat_col, o=opt_col, k=key_col: {"value": r[o], "category": r[c], "key": r[k],
-                                                                "status": opts.get((r[c], r[o]))}, field="Tracking")
-    counted = frame.assign(_trk_count=count)
-    out += emit(ctx, "tracking.too_many", counted, count > 2,
-                lambda r: {"value": int(r["_trk_count"]), "line": _label(r)}, field="Tracking")
+        verdict = _verdicts((cat.astype("object") + "\x1f" + opt.astype("object")).where(used), judge)
+        if verdict.isna().all():
+            continue
+
+        def values(r: dict[str, Any], rule: str, c: str = cat_col, o: str = opt_col, k: str = key_col) -> dict:
+            category = cats.get(r[c])
+            if rule == "tracking.unknown_category":
+                return {"value": r[c], "key": r[k], "choices": ctx.ref.choices("tracking")}
+            if rule == "tracking.inactive_category":
+                return {"value": r[c], "category": r[c], "key": r[k], "status": category.Status}
+            if rule == "tracking.unknown_option":
+                return {"value": r[o], "category": r[c], "key": r[k],
+                        "choices": ", ".join(sorted(x.Name for x in category.Options if x.Status == "ACTIVE"))}
+            status = next(x.Status for x in category.Options if x.Name == r[o])
+            return {"value": r[o], "category": r[c], "key": r[k], "status": status}
+
+        for rule in ("tracking.unknown_category", "tracking.inactive_category", "tracking.unknown_option",
+                     "tracking.inactive"):
+            out += emit(ctx, rule if rule != "tracking.inactive_category" else "tracking.inactive", frame,
+                        verdict == rule, lambda r, rule=rule: values(r, rule), field="Tracking")
+    if (count > 2).any():
+        counted = frame.assign(_trk_count=count)
+        out += emit(ctx, "tracking.too_many", counted, count > 2,
+                    lambda r: {"value": int(r["_trk_count"]), "line": _label(r)}, field="Tracking")
     return out
 
 
@@ -367,6 +431,8 @@ def check_config(org: OrgConfig, ref: ReferenceData) -> list[Reject]:
                 out.append(ctx.reject("zoho.picklist_value", key, field="Status", value=zoho_value, key=key,
                                       choices=", ".join(live)))
         for live_value in live:
+            if live_value == "-None-":  # Zoho's empty choice, not a status
+                continue
             if live_value not in smap.to_xero and live_value not in smap.cancel and (
                     section == "invoices" or po.enabled):
                 key = f"status.{section}.to_xero"

@@ -183,6 +183,13 @@ def _fit(ctx: Ctx, module: str, z: str, record: dict[str, Any], ref: ReferenceDa
             rejects.append(ctx.reject("zoho.field_missing", z, field=key, zoho_module=module))
             return False
         v = record[key]
+        if f.data_type == "picklist" and f.picklist and present(v) and v not in f.picklist:
+            # Nothing picklist-like is hard-coded: a value the live picklist lacks is not written.
+            section = "contacts_to_zoho" if module in ("Accounts", "Vendors", "Contacts") else "invoices_to_zoho"
+            rejects.append(ctx.reject("zoho.picklist_value", z, field=key, value=v, key=f"fields.{section}",
+                                      choices=", ".join(f.picklist)))
+            del record[key]
+            continue
         if isinstance(v, str) and f.length and len(v) > f.length and f.data_type in (
                 "text", "textarea", "website", "email", "phone", None):
             record[key] = v[: max(f.length - 1, 0)] + "…"

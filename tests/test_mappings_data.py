@@ -226,7 +226,7 @@ def zoho_invoice(inv_id: str, lines: list[dict[str, Any]], *, number: str | None
         "id": inv_id, "Subject": f"Invoice {inv_id}", "Invoice_Number": number or f"INV-{inv_id}",
         "Status": status, "Invoice_Date": date, "Due_Date": due, "Currency": currency, "Exchange_Rate": 1.0,
         items_key: lines, "Sub_Total": float(sub), "Discount": float(d), "Tax": 0.0, "Adjustment": float(a),
-        "Excise_Duty": float(e), "Grand_Total": float(grand), "Billing_State": "Auckland",
+        "Excise_Duty": float(e), "Grand_Total": float(grand), "Billing_City": "Auckland",
     }
     rec["Account_Name"] = {"id": account[0], "name": account[1]} if account else None
     rec.update(extra)

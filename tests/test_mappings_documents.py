@@ -314,3 +314,22 @@ def test_match_line_ids_by_content_not_position() -> None:
     sent = doc.payload["LineItems"]
     returned = [dict(sent[1], LineItemID="x2"), dict(sent[2], LineItemID="x3"), dict(sent[0], LineItemID="x1")]
     assert match_line_ids(doc, returned) == {"L1": "x1", "L2": "x2", "$adjustment": "x3"}
+
+
+def test_line_discounts_as_rates() -> None:
+    org = org_with(line_discounts="rate")
+    inv = zoho_invoice("i1", [zoho_line("p-hw-001", 2, discount=24), zoho_line("p-sv-001", 3, discount=1)])
+    res = run([inv], org=org)
+    l1, l2 = res.documents[0].payload["LineItems"]
+    assert l1["DiscountRate"] == 10.0 and "DiscountAmount" not in l1  # 24 of 240
+    assert l2["DiscountRate"] == 0.35  # 1 of 286.50 = 0.349 % -> 0.35 %, Xero then computes the amount
+    # 286.50 * (1 - 0.0035) = 285.49725 -> 285.50 vs Zoho's 285.50: same total, no rounding line.
+    assert len(res.documents[0].payload["LineItems"]) == 2 and res.rejects == []
+
+
+def test_due_days_fill_a_missing_due_date() -> None:
+    po = zoho_purchase_order("po1", [zoho_line("p-hw-001", 2)], due=None, date="2025-07-01")
+    res = map_purchase_orders([po], org=demo_org(), ref=demo_ref(), contact_links=LINKS, products=PRODUCTS)
+    assert res.documents[0].payload["DueDate"] == "2025-07-31"  # demo.yaml: due_days.purchase_orders 30
+    res = run([zoho_invoice("i1", [zoho_line("p-hw-001", 1)], due=None)])
+    assert [r.rule for r in res.rejects] == ["date.due_missing"]  # invoices have no default terms in the demo

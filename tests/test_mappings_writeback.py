@@ -170,3 +170,11 @@ def test_payments_summary_is_deterministic() -> None:
     inv = part_paid()
     assert payments_summary(inv) == payments_summary(dict(reversed(list(inv.items()))))
     assert payments_summary(xero_invoice()) == ""
+
+
+def test_values_missing_from_a_live_picklist_are_not_written() -> None:
+    inv = xero_invoice(InvoiceID="xi-9", CurrencyCode="JPY")
+    res = xero_invoices_to_zoho([inv], org=demo_org(), ref=demo_ref(), linked=[], contact_links={"xc-acme": "z"},
+                                item_links={"HW-001": "p"})
+    assert "Currency" not in res.writes[0].record
+    assert [(r.rule, r.field, r.blocking) for r in res.rejects] == [("zoho.picklist_value", "Currency", False)]

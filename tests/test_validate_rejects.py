@@ -153,8 +153,8 @@ CASES: list[Case] = [
          (FILE, "branding.default", "Standard")),
     Case("tracking.unknown_category", lambda: inv([one()], org=org_with(tracking=[
         {"category": "Project", "source": "Subject"}])), "INV-i1", (FILE, "tracking[0]")),
-    Case("tracking.unknown_option", lambda: inv([one(Billing_State="Southland")], org=org_with(tracking=[
-        {"category": "Region", "source": "Billing_State"}])), "INV-i1", (FILE, "tracking[0]", "North")),
+    Case("tracking.unknown_option", lambda: inv([one(Billing_City="Invercargill")], org=org_with(tracking=[
+        {"category": "Region", "source": "Billing_City"}])), "INV-i1", (FILE, "tracking[0]", "North")),
     Case("tracking.inactive", lambda: inv([one()], org=org_with(tracking=[
         {"category": "Department", "level": "line", "source": "product.Product_Category",
          "options": {"Hardware": "Legacy"}}])), "INV-i1", (FILE, "tracking[0]")),
@@ -204,7 +204,7 @@ CASES: list[Case] = [
         "name_clash": "report", "match_order": ["link", "contact_number", "email"]})), "acc-8",
          (FILE, "contacts.name_clash")),
     Case("email.invalid", lambda: acc([zoho_account("acc-5", "Beta Ltd")],
-                                      contacts=[zoho_contact("c5", "acc-5", "B", "Eta", "beta at example")]),
+                                      contacts=[zoho_contact("c5", "acc-5", "B", "Eta", "beta at example.com")]),
          "acc-5", ("EmailAddress",)),
     Case("item.code_missing", lambda: prod([dict(PRODUCTS[0], Product_Code=None)]), "p-hw-001", ("Product_Code",)),
     Case("item.code_duplicate", lambda: prod([PRODUCTS[0], dict(PRODUCTS[1], Product_Code="HW-001")]), "p-hw-002",
