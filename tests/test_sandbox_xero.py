@@ -692,6 +692,8 @@ def test_idempotency_replay_mismatch_expiry_and_errors_cached(x: XeroCaller, url
     assert len(x.ok(x.get("/Invoices"))["Invoices"]) == 1
     stats = requests.get(f"{url}/_sandbox/stats").json()
     assert stats["writes"] == 2  # the contact and the first PUT; the replay wrote nothing
+    assert first.json()["ProviderName"] == "zoho-xero-sync (sandbox app)"
+    assert x.call("PUT", "/Invoices", json=body, headers={"Idempotency-Key": "k" * 129}).status_code == 400
     other = x.call("PUT", "/Invoices", json={"Invoices": [{**body["Invoices"][0], "Reference": "x"}]}, headers=key)
     assert other.status_code == 400 and "used with a different request" in other.json()["Detail"]
     # Errors are cached too: the same failing request replays its 400 even once it would pass.
@@ -776,3 +778,18 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert dup.status_code == 400
     finally:
         second.stop()
+
+
+def test_a_dropped_answer_is_healed_by_the_idempotent_retry(x: XeroCaller, url: str, acme: dict) -> None:
+    requests.put(f"{url}/_sandbox/faults", json={"rules": [
+        {"method": "PUT", "path": "/api.xro/2.0/Invoices", "kind": "drop_after_commit", "count": 1}]}).raise_for_status()
+    body = {"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": acme["ContactID"]}, "LineItems": _invoice_lines([7])}]}
+    key = {"Idempotency-Key": "crash-1"}
+    with pytest.raises(requests.exceptions.RequestException):
+        x.call("PUT", "/Invoices", json=body, headers=key)
+    retry = x.call("PUT", "/Invoices", json=body, headers=key)
+    assert retry.status_code == 200
+    stored = x.ok(x.get("/Invoices"))["Invoices"]
+    assert [i["InvoiceID"] for i in stored] == [retry.json()["Invoices"][0]["InvoiceID"]]
+    journal = requests.get(f"{url}/_sandbox/journal").json()
+    assert [j["keys"] for j in journal if j["method"] == "PUT" and j["path"].endswith("/Invoices")] == [["INV-0001"], []]

@@ -9,6 +9,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,7 @@ from sandbox.xero.documents import (
     write_payment,
 )
 from sandbox.xero.formats import (
+    PROVIDER_NAME,
     envelope,
     json_response,
     not_found,
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from sandbox.xero.app import XeroSandbox
 
 P = "/api.xro/2.0"
+_PROVIDER: ContextVar[str] = ContextVar("provider", default=PROVIDER_NAME)
 MAX_IDS = 52
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -190,8 +193,11 @@ def register(app: FastAPI, sb: XeroSandbox) -> None:
                 return json_response({"ErrorNumber": 14, "Type": "PostDataInvalidException",
                                       "Message": "Invalid Json data"}, 400)
         tenant = request.state.sandbox_tenant
+        client = sb.identity.client(request.state.xero_caller.client_id) or {}
+        provider = client.get("name") or PROVIDER_NAME
 
         def locked() -> Response:
+            _PROVIDER.set(provider)  # the envelope's ProviderName is the calling app's name
             with sb.store.lock:
                 books = sb.books(tenant)
                 try:
@@ -202,7 +208,8 @@ def register(app: FastAPI, sb: XeroSandbox) -> None:
 
     def ok(books: Books, key: str, items: list[dict[str, Any]], pagination: dict[str, int] | None = None,
            warnings: list[dict[str, str]] | None = None) -> Response:
-        return json_response(envelope(key, items, books.now_ms(), pagination=pagination, warnings=warnings))
+        return json_response(envelope(key, items, books.now_ms(), pagination=pagination, warnings=warnings,
+                                      provider=_PROVIDER.get()))
 
     def batch(request: Request, books: Books, payload: Any, key: str, flag: str,
               write: Callable[[Any], dict[str, Any]], show: Callable[[dict[str, Any]], dict[str, Any]],

@@ -131,6 +131,10 @@ class XeroGate:
 
         try:
             key = headers.get("idempotency-key")
+            if key is not None and len(key) > 128:  # "128 character max." (SPEC idempotencyKey)
+                await _send_json(send_with_limits, 400, problem(
+                    400, "Bad Request", "The Idempotency-Key must be 128 characters or fewer."))
+                return
             if is_api and key and scope["method"].upper() in IDEMPOTENT_METHODS:
                 await self._idempotent(scope, receive, send_with_limits, (caller.client_id, key), tenant or "")
             else:
