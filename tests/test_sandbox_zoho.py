@@ -739,7 +739,7 @@ def _wait_in_flight(zoho: ZohoCaller, key: str, n: int) -> None:
 def test_concurrency_limit_answers_429(zoho: ZohoCaller) -> None:
     zoho.admin("PUT", "limits", json={"concurrency": 2})
     zoho.admin("PUT", "faults", json={"rules": [{"method": "GET", "path": "/crm/v8/Accounts", "kind": "slow",
-                                                 "count": 2, "delay_seconds": 0.6}]})
+                                                 "count": 2, "delay_seconds": 1.0}]})
     threads = [_hold(zoho, "GET", "/Accounts", params={"fields": "Account_Name"}) for _ in range(2)]
     _wait_in_flight(zoho, "in_flight", 2)
     refused = zoho.get("/org")
@@ -754,7 +754,7 @@ def test_concurrency_limit_answers_429(zoho: ZohoCaller) -> None:
 def test_sub_concurrency_applies_to_complex_calls_only(zoho: ZohoCaller) -> None:
     zoho.admin("PUT", "limits", json={"sub_concurrency": 1})
     zoho.admin("PUT", "faults", json={"rules": [{"method": "POST", "path": "/crm/v8/coql", "kind": "slow",
-                                                 "count": 1, "delay_seconds": 0.6}]})
+                                                 "count": 1, "delay_seconds": 1.0}]})
     thread = _hold(zoho, "POST", "/coql", json={"select_query": "select id from Accounts where id is not null"})
     _wait_in_flight(zoho, "heavy_in_flight", 1)
     second = zoho.coql("select id from Accounts where id is not null")
