@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -47,6 +48,10 @@ TIMEZONES = {"NEWZEALANDSTANDARDTIME": "Pacific/Auckland", "AUSEASTERNSTANDARDTI
 def norm(text: Any) -> str:
     """Key for case-insensitive uniqueness (names, codes, numbers)."""
     return str(text).strip().lower() if text is not None else ""
+
+
+#: The app (client id) making the current call; documents remember who created them (createdByMyApp).
+CURRENT_APP: ContextVar[str | None] = ContextVar("current_app", default=None)
 
 
 class Rejected(Exception):

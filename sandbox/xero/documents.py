@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sandbox.xero.books import Books, Rejected, norm
+from sandbox.xero.books import CURRENT_APP, Books, Rejected, norm
 from sandbox.xero.formats import ZERO, dec, new_id, parse_input_date, q2, q4
 
 #: Day rates used when a foreign-currency document omits CurrencyRate (Xero uses XE.com's).
@@ -526,6 +526,8 @@ def write_document(books: Books, kind: DocKind, src: dict[str, Any], *, mode: st
         doc[kind.id_field] = doc_id
         doc["_id"] = doc_id
         doc["_seq"] = books.next_seq()
+        if CURRENT_APP.get():
+            doc["_app"] = CURRENT_APP.get()
         if kind.ledger:
             doc.setdefault("AmountPaid", 0.0)
             doc.setdefault("AmountCredited", 0.0)
