@@ -104,6 +104,19 @@ def test_refresh_rotates_and_the_old_token_has_a_30_minute_grace(x: XeroCaller, 
     wrong = requests.post(f"{url}/connect/token", data={"grant_type": "refresh_token", "refresh_token": "x"},
                           auth=(x.client_id, "nope"))
     assert wrong.status_code == 400 and wrong.json() == {"error": "invalid_client"}
+    # Client credentials in the form work as well as HTTP Basic.
+    form = requests.post(f"{url}/connect/token", data={"grant_type": "refresh_token", "refresh_token": x.refresh_token,
+                                                       "client_id": x.client_id, "client_secret": x.client_secret})
+    assert form.status_code == 200 and form.json()["expires_in"] == 1800
+
+
+def test_an_unused_refresh_token_expires_after_60_days(url: str) -> None:
+    creds = requests.get(f"{url}/_sandbox/credentials").json()
+    advance(url, 60 * 24 * 3600 + 1)
+    answer = requests.post(f"{url}/connect/token", data={"grant_type": "refresh_token",
+                                                         "refresh_token": creds["refresh_token"]},
+                           auth=(creds["client_id"], creds["client_secret"]))
+    assert answer.status_code == 400 and answer.json() == {"error": "invalid_grant"}
 
 
 def test_access_tokens_expire_after_30_minutes_and_unknown_tokens_get_401(x: XeroCaller, url: str) -> None:
@@ -317,6 +330,10 @@ def test_contact_rules(x: XeroCaller, acme: dict) -> None:
     upd = x.ok(x.post("/Contacts", {"Contacts": [{"ContactNumber": "ZOHO-1001", "Name": "Acme Old"}]}))
     assert upd["Contacts"][0]["ContactID"] == acme["ContactID"]
     assert x.get("/Contacts/NO-SUCH").status_code == 404
+    light = x.ok(x.get("/Contacts", summaryOnly="true", includeArchived="true"))["Contacts"]
+    assert light and all("Addresses" not in c and "Phones" not in c for c in light)
+    unknown = x.get("/Quotes")
+    assert unknown.status_code == 404 and unknown.text == "The resource you're looking for cannot be found"
 
 
 def test_item_code_required_and_unique(x: XeroCaller) -> None:
@@ -745,6 +762,14 @@ def test_orgs_with_generated_invoices_are_isolated(url: str, x: XeroCaller) -> N
     listed = requests.get(f"{url}/_sandbox/orgs").json()
     assert {o["tenant_id"] for o in listed} == {DEMO_TENANT_ID, org["tenant_id"]}
     assert requests.post(f"{url}/_sandbox/orgs", json={"name": "X", "seed": "lots"}).status_code == 400
+
+
+def test_reset_to_the_empty_seed_keeps_reference_data_only(url: str) -> None:
+    requests.post(f"{url}/_sandbox/reset", params={"seed": "empty"}).raise_for_status()
+    x = XeroCaller.connect(url)
+    assert x.tenant_id == DEMO_TENANT_ID
+    assert x.ok(x.get("/Contacts"))["Contacts"] == [] and x.ok(x.get("/Items"))["Items"] == []
+    assert len(x.ok(x.get("/Accounts"))["Accounts"]) == 18
 
 
 def test_each_credentials_call_grants_a_fresh_refresh_token(url: str) -> None:
