@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,6 @@ from sandbox.zoho.seed import (
 )
 
 Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 API = "/crm/v8"
 MAX_WRITE = 100
