@@ -149,6 +149,10 @@ _IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 def key_part(values: pd.Series) -> pd.Series:
     """Config keys as the error messages print them: ``Hardware`` plain, ``'GST 15%'`` quoted."""
+    import re
+
+    ident = re.compile(_IDENT)
     text = values.fillna("").astype("str")
-    plain = text.str.match(_IDENT).fillna(False).astype(bool)
-    return text.where(plain, "'" + text.str.replace("'", "\\'", regex=False) + "'")
+    # Few distinct values (product codes, categories, tax names): quote each once, then map back.
+    table = {v: v if ident.match(v) else "'" + v.replace("'", "\\'") + "'" for v in pd.unique(text)}
+    return text.map(table)
