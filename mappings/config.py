@@ -16,7 +16,7 @@ import string
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -46,7 +46,9 @@ class ConfigError(ValueError):
     def __init__(self, file: str, problems: list[tuple[str, str]]):
         self.file = file
         self.problems = problems
-        super().__init__("\n".join(f"{file}: {key}: {msg}" if key else f"{file}: {msg}" for key, msg in problems))
+        super().__init__(
+            "\n".join(f"{file}: {key}: {msg}" if key else f"{file}: {msg}" for key, msg in problems)
+        )
 
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -95,10 +97,10 @@ def _explain(err: dict[str, Any]) -> str:
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         return f"{err['msg'][0].lower()}{err['msg'][1:]}, got {_got(value)}"
     if kind in ("too_long",):
-        return f"expected at most {ctx.get('max_length')} entries, got {len(value) if value is not None else '?'}"
+        count = len(value) if value is not None else "?"
+        return f"expected at most {ctx.get('max_length')} entries, got {count}"
     msg = str(err["msg"])
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+    msg = msg.removeprefix("Value error, ")
     return msg
 
 
@@ -117,7 +119,8 @@ _ZOHO_API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 def _tax_type(value: Any) -> str:
     if not isinstance(value, str) or not _TAX_TYPE.match(value):
         raise PydanticCustomError(
-            "tax_type", "expected a Xero TaxType code (e.g. OUTPUT2), got {got}", {"got": _got(value)})
+            "tax_type", "expected a Xero TaxType code (e.g. OUTPUT2), got {got}", {"got": _got(value)}
+        )
     return value
 
 
@@ -126,14 +129,18 @@ def _account_code(value: Any) -> str:
         raise PydanticCustomError(
             "account_code",
             "expected a Xero account code as quoted text of at most 10 characters (e.g. '200'), got {got}",
-            {"got": _got(value)})
+            {"got": _got(value)},
+        )
     return value
 
 
 def _currency(value: Any) -> str:
     if not isinstance(value, str) or not _CURRENCY.match(value):
         raise PydanticCustomError(
-            "currency_code", "expected a 3-letter ISO currency code (e.g. NZD), got {got}", {"got": _got(value)})
+            "currency_code",
+            "expected a 3-letter ISO currency code (e.g. NZD), got {got}",
+            {"got": _got(value)},
+        )
     return value
 
 
@@ -147,7 +154,10 @@ def _text(value: Any) -> str:
 def _zoho_api_name(value: Any) -> str:
     if not isinstance(value, str) or not _ZOHO_API_NAME.match(value):
         raise PydanticCustomError(
-            "zoho_api_name", "expected a Zoho field API name (e.g. Xero_Status), got {got}", {"got": _got(value)})
+            "zoho_api_name",
+            "expected a Zoho field API name (e.g. Xero_Status), got {got}",
+            {"got": _got(value)},
+        )
     return value
 
 
@@ -165,19 +175,30 @@ XeroPurchaseTarget = Literal["DRAFT", "SUBMITTED", "AUTHORISED", "BILLED"]
 XeroPurchaseStatus = Literal["DRAFT", "SUBMITTED", "AUTHORISED", "BILLED", "PAID", "VOIDED", "DELETED"]
 DocumentModule = Literal["invoices", "purchase_orders", "sales_orders", "quotes"]
 
-_CRON_ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
-                 "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
+_CRON_ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
 
 
 def _cron(value: Any) -> str:
     if not isinstance(value, str):
-        raise PydanticCustomError("cron", "expected a cron expression like '0 7 * * *', got {got}",
-                                  {"got": _got(value)})
+        raise PydanticCustomError(
+            "cron", "expected a cron expression like '0 7 * * *', got {got}", {"got": _got(value)}
+        )
     try:
         CronSim(_CRON_ALIASES.get(value.strip(), value), datetime(2025, 1, 1))
     except CronSimError as exc:
-        raise PydanticCustomError("cron", "expected a cron expression like '0 7 * * *', got {got} ({why})",
-                                  {"got": _got(value), "why": str(exc)}) from None
+        raise PydanticCustomError(
+            "cron",
+            "expected a cron expression like '0 7 * * *', got {got} ({why})",
+            {"got": _got(value), "why": str(exc)},
+        ) from None
     return value
 
 
@@ -196,7 +217,9 @@ class _Strict(BaseModel):
 class XeroConnection(_Strict):
     """Which Xero tenant and which stored connection (by name, never the secret)."""
 
-    tenant_id: str | None = Field(default=None, description="Xero tenant id; discovered at connect when empty")
+    tenant_id: str | None = Field(
+        default=None, description="Xero tenant id; discovered at connect when empty"
+    )
     connection: str = Field(description="name of the stored Xero connection in the ledger")
 
     @field_validator("connection")
@@ -216,9 +239,11 @@ class ZohoConnection(_Strict):
     record_url: str | None = Field(
         default=None,
         description="template of a link to a Zoho record: {module}, {id}, {org_id}, {dc}; "
-        "default https://crm.zoho.<dc>/crm/[org<org_id>/]tab/<module>/<id>")
+        "default https://crm.zoho.<dc>/crm/[org<org_id>/]tab/<module>/<id>",
+    )
     fallback_product_id: str | None = Field(
-        default=None, description="Zoho product used for Xero lines without a linked item (Xero -> Zoho)")
+        default=None, description="Zoho product used for Xero lines without a linked item (Xero -> Zoho)"
+    )
 
     @field_validator("connection")
     @classmethod
@@ -242,7 +267,8 @@ class ModuleSetting(_Strict):
 
 class PurchaseOrderModule(ModuleSetting):
     target: Literal["purchase_order", "bill"] = Field(
-        default="purchase_order", description="Xero purchase orders or ACCPAY bills")
+        default="purchase_order", description="Xero purchase orders or ACCPAY bills"
+    )
 
 
 class Modules(_Strict):
@@ -263,7 +289,9 @@ class Modules(_Strict):
             if getattr(self, name).direction != "to-xero":
                 raise ValueError(f"{name}: expected direction to-xero (they become DRAFT invoices in Xero)")
         if self.payments.direction != "to-zoho":
-            raise ValueError("payments: expected direction to-zoho (payments and credit notes are read from Xero)")
+            raise ValueError(
+                "payments: expected direction to-zoho (payments and credit notes are read from Xero)"
+            )
         return self
 
 
@@ -307,7 +335,9 @@ class TaxConfig(_Strict):
 
     line_amount_types: Literal["Exclusive", "Inclusive", "NoTax"] = "Exclusive"
     map: dict[Text, TaxTypeCode] = Field(default_factory=dict, description="Zoho tax name -> sales TaxType")
-    by_rate: dict[Decimal, TaxTypeCode] = Field(default_factory=dict, description="Zoho tax % -> sales TaxType")
+    by_rate: dict[Decimal, TaxTypeCode] = Field(
+        default_factory=dict, description="Zoho tax % -> sales TaxType"
+    )
     default: TaxTypeCode | None = Field(default=None, description="sales TaxType for untaxed lines")
     purchases_map: dict[Text, TaxTypeCode] = Field(default_factory=dict)
     purchases_by_rate: dict[Decimal, TaxTypeCode] = Field(default_factory=dict)
@@ -384,13 +414,11 @@ def _transform_tag(value: Any) -> str | None:
 
 
 Transform = Annotated[
-    Union[
-        Annotated[SimpleTransform, Tag("simple")],
-        Annotated[DateTransform, Tag("date")],
-        Annotated[LookupTransform, Tag("lookup")],
-        Annotated[RoundTransform, Tag("round")],
-        Annotated[TruncateTransform, Tag("truncate")],
-    ],
+    Annotated[SimpleTransform, Tag("simple")]
+    | Annotated[DateTransform, Tag("date")]
+    | Annotated[LookupTransform, Tag("lookup")]
+    | Annotated[RoundTransform, Tag("round")]
+    | Annotated[TruncateTransform, Tag("truncate")],
     Discriminator(
         _transform_tag,
         custom_error_type="transform",
@@ -404,7 +432,9 @@ def _check_placeholders(template: str, allowed: set[str] | None = None) -> list[
     try:
         names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
-        raise ValueError(f"expected a template like '{{Subject}} ({{Invoice_Number}})', got {template!r}") from exc
+        raise ValueError(
+            f"expected a template like '{{Subject}} ({{Invoice_Number}})', got {template!r}"
+        ) from exc
     for n in names:
         if not n or not re.match(r"^[A-Za-z_$][A-Za-z0-9_.$]*$", n):
             raise ValueError(f"expected field names in {{}}, got {{{n}}} in {template!r}")
@@ -417,8 +447,12 @@ class FieldMapping(_Strict):
     """One target field from a source field (or first non-empty of several), a template or a constant."""
 
     target: str
-    source: str | list[str] | None = Field(default=None, description="field path; a list means first non-empty")
-    template: str | None = Field(default=None, description="concatenation, e.g. '{Subject} ({Invoice_Number})'")
+    source: str | list[str] | None = Field(
+        default=None, description="field path; a list means first non-empty"
+    )
+    template: str | None = Field(
+        default=None, description="concatenation, e.g. '{Subject} ({Invoice_Number})'"
+    )
     value: str | float | int | bool | None = Field(default=None, description="a constant")
     default: str | float | int | None = None
     transforms: list[Transform] = Field(default_factory=list)
@@ -447,26 +481,77 @@ class FieldMapping(_Strict):
         return []
 
 
-_ADDRESS_KEYS = ["AddressLine1", "AddressLine2", "AddressLine3", "AddressLine4", "City", "Region",
-                 "PostalCode", "Country", "AttentionTo"]
+_ADDRESS_KEYS = [
+    "AddressLine1",
+    "AddressLine2",
+    "AddressLine3",
+    "AddressLine4",
+    "City",
+    "Region",
+    "PostalCode",
+    "Country",
+    "AttentionTo",
+]
 _PHONE_KEYS = ["PhoneNumber", "PhoneAreaCode", "PhoneCountryCode"]
 CONTACT_TARGETS = frozenset(
-    ["Name", "FirstName", "LastName", "EmailAddress", "AccountNumber", "CompanyNumber", "TaxNumber",
-     "DefaultCurrency", "Website", "SalesDefaultAccountCode", "PurchasesDefaultAccountCode",
-     "AccountsReceivableTaxType", "AccountsPayableTaxType", "BankAccountDetails"]
+    [
+        "Name",
+        "FirstName",
+        "LastName",
+        "EmailAddress",
+        "AccountNumber",
+        "CompanyNumber",
+        "TaxNumber",
+        "DefaultCurrency",
+        "Website",
+        "SalesDefaultAccountCode",
+        "PurchasesDefaultAccountCode",
+        "AccountsReceivableTaxType",
+        "AccountsPayableTaxType",
+        "BankAccountDetails",
+    ]
     + [f"Addresses.{t}.{k}" for t in ("POBOX", "STREET") for k in _ADDRESS_KEYS]
-    + [f"Phones.{t}.{k}" for t in ("DEFAULT", "DDI", "MOBILE", "FAX", "OFFICE") for k in _PHONE_KEYS])
+    + [f"Phones.{t}.{k}" for t in ("DEFAULT", "DDI", "MOBILE", "FAX", "OFFICE") for k in _PHONE_KEYS]
+)
 ITEM_TARGETS = frozenset(
     ["Name", "Description", "PurchaseDescription", "IsSold", "IsPurchased", "InventoryAssetAccountCode"]
     + [f"SalesDetails.{k}" for k in ("UnitPrice", "AccountCode", "TaxType")]
-    + [f"PurchaseDetails.{k}" for k in ("UnitPrice", "AccountCode", "TaxType", "COGSAccountCode")])
+    + [f"PurchaseDetails.{k}" for k in ("UnitPrice", "AccountCode", "TaxType", "COGSAccountCode")]
+)
 LINE_TARGETS = frozenset(["LineItems.Description", "LineItems.ItemCode", "LineItems.AccountCode"])
-INVOICE_TARGETS = frozenset(
-    ["Reference", "InvoiceNumber", "Date", "DueDate", "ExpectedPaymentDate", "PlannedPaymentDate",
-     "SentToContact"]) | LINE_TARGETS
-PURCHASE_ORDER_TARGETS = frozenset(
-    ["Reference", "PurchaseOrderNumber", "InvoiceNumber", "Date", "DueDate", "DeliveryDate", "DeliveryAddress",
-     "AttentionTo", "Telephone", "DeliveryInstructions", "ExpectedArrivalDate", "PlannedPaymentDate"]) | LINE_TARGETS
+INVOICE_TARGETS = (
+    frozenset(
+        [
+            "Reference",
+            "InvoiceNumber",
+            "Date",
+            "DueDate",
+            "ExpectedPaymentDate",
+            "PlannedPaymentDate",
+            "SentToContact",
+        ]
+    )
+    | LINE_TARGETS
+)
+PURCHASE_ORDER_TARGETS = (
+    frozenset(
+        [
+            "Reference",
+            "PurchaseOrderNumber",
+            "InvoiceNumber",
+            "Date",
+            "DueDate",
+            "DeliveryDate",
+            "DeliveryAddress",
+            "AttentionTo",
+            "Telephone",
+            "DeliveryInstructions",
+            "ExpectedArrivalDate",
+            "PlannedPaymentDate",
+        ]
+    )
+    | LINE_TARGETS
+)
 
 
 class FieldsConfig(_Strict):
@@ -486,23 +571,34 @@ class FieldsConfig(_Strict):
     @model_validator(mode="after")
     def _targets(self) -> FieldsConfig:
         allowed = {
-            "contacts": CONTACT_TARGETS, "vendors": CONTACT_TARGETS, "products": ITEM_TARGETS,
-            "invoices": INVOICE_TARGETS, "sales_orders": INVOICE_TARGETS, "quotes": INVOICE_TARGETS,
+            "contacts": CONTACT_TARGETS,
+            "vendors": CONTACT_TARGETS,
+            "products": ITEM_TARGETS,
+            "invoices": INVOICE_TARGETS,
+            "sales_orders": INVOICE_TARGETS,
+            "quotes": INVOICE_TARGETS,
             "purchase_orders": PURCHASE_ORDER_TARGETS,
         }
         for module, targets in allowed.items():
             for i, m in enumerate(getattr(self, module)):
                 if m.target not in targets:
                     raise PydanticCustomError(
-                        "field_target", "{where}: expected a writable Xero field ({some}, ...), got {got}",
-                        {"where": f"{module}[{i}].target", "some": ", ".join(sorted(targets)[:6]),
-                         "got": repr(m.target)})
+                        "field_target",
+                        "{where}: expected a writable Xero field ({some}, ...), got {got}",
+                        {
+                            "where": f"{module}[{i}].target",
+                            "some": ", ".join(sorted(targets)[:6]),
+                            "got": repr(m.target),
+                        },
+                    )
         for module in ("invoices_to_zoho", "purchase_orders_to_zoho", "contacts_to_zoho"):
             for i, m in enumerate(getattr(self, module)):
                 if not _ZOHO_API_NAME.match(m.target):
                     raise PydanticCustomError(
-                        "field_target", "{where}: expected a Zoho field API name, got {got}",
-                        {"where": f"{module}[{i}].target", "got": repr(m.target)})
+                        "field_target",
+                        "{where}: expected a Zoho field API name, got {got}",
+                        {"where": f"{module}[{i}].target", "got": repr(m.target)},
+                    )
         return self
 
 
@@ -529,20 +625,28 @@ class TrackingMapping(_Strict):
     """A CRM field -> a Xero tracking category option."""
 
     category: Text = Field(max_length=100, description="Xero tracking category name")
-    source: str = Field(description="header field (level header) or line field / product.<field> (level line)")
+    source: str = Field(
+        description="header field (level header) or line field / product.<field> (level line)"
+    )
     level: Literal["header", "line"] = "header"
-    options: dict[Text, Text] = Field(default_factory=dict, description="CRM value -> option name (else as is)")
+    options: dict[Text, Text] = Field(
+        default_factory=dict, description="CRM value -> option name (else as is)"
+    )
     default: Text | None = Field(default=None, description="option when the CRM value is empty")
     unmatched: Literal["as_is", "default", "skip"] = Field(
-        default="as_is", description="a value not in options: used as the option name, the default, or untracked")
+        default="as_is",
+        description="a value not in options: used as the option name, the default, or untracked",
+    )
     modules: list[DocumentModule] = Field(
-        default_factory=lambda: ["invoices", "purchase_orders", "sales_orders", "quotes"])
+        default_factory=lambda: ["invoices", "purchase_orders", "sales_orders", "quotes"]
+    )
 
 
 class CurrencyConfig(_Strict):
     map: dict[CurrencyCode, CurrencyCode] = Field(default_factory=dict, description="Zoho -> Xero code")
     rate: Literal["xero", "zoho"] = Field(
-        default="xero", description="xero: Xero's daily rate; zoho: the record's Exchange_Rate")
+        default="xero", description="xero: Xero's daily rate; zoho: the record's Exchange_Rate"
+    )
 
 
 class HeaderAmount(_Strict):
@@ -556,33 +660,47 @@ class HeaderAmount(_Strict):
 
 
 class HeaderAmounts(_Strict):
-    discount: HeaderAmount = Field(default_factory=lambda: HeaderAmount(policy="reject", description="Discount"))
-    adjustment: HeaderAmount = Field(default_factory=lambda: HeaderAmount(policy="reject", description="Adjustment"))
+    discount: HeaderAmount = Field(
+        default_factory=lambda: HeaderAmount(policy="reject", description="Discount")
+    )
+    adjustment: HeaderAmount = Field(
+        default_factory=lambda: HeaderAmount(policy="reject", description="Adjustment")
+    )
     excise_duty: HeaderAmount = Field(
-        default_factory=lambda: HeaderAmount(policy="reject", description="Excise duty"))
+        default_factory=lambda: HeaderAmount(policy="reject", description="Excise duty")
+    )
 
     @model_validator(mode="after")
     def _accounts(self) -> HeaderAmounts:
         for name in ("discount", "adjustment", "excise_duty"):
             h: HeaderAmount = getattr(self, name)
             if h.policy == "spread" and name != "discount":
-                raise ValueError(f"{name}.policy: expected line or reject (only discount can be spread), got 'spread'")
+                raise ValueError(
+                    f"{name}.policy: expected line or reject (only discount can be spread), got 'spread'"
+                )
             if h.policy == "line" and h.account is None:
                 raise ValueError(f"{name}.account: expected an account code for policy line, got nothing")
         return self
 
 
 class RoundingConfig(_Strict):
-    tolerance: Decimal = Field(default=Decimal("0.01"), ge=0, description="accepted |Xero total - Grand_Total|")
+    tolerance: Decimal = Field(
+        default=Decimal("0.01"), ge=0, description="accepted |Xero total - Grand_Total|"
+    )
     policy: Literal["reject", "rounding_line"] = "reject"
-    max_rounding_line: Decimal = Field(default=Decimal("1.00"), ge=0, description="largest rounding line allowed")
+    max_rounding_line: Decimal = Field(
+        default=Decimal("1.00"), ge=0, description="largest rounding line allowed"
+    )
     description: Text = "Rounding"
 
 
 class NumberingConfig(_Strict):
     authority: Literal["zoho", "xero"] = Field(
-        default="zoho", description="zoho: push Invoice_Number; xero: Xero numbers, Zoho's goes to Reference")
-    xero_number_field: ZohoApiName = Field(default="Xero_Invoice_Number", description="Zoho field for Xero's number")
+        default="zoho", description="zoho: push Invoice_Number; xero: Xero numbers, Zoho's goes to Reference"
+    )
+    xero_number_field: ZohoApiName = Field(
+        default="Xero_Invoice_Number", description="Zoho field for Xero's number"
+    )
 
 
 MatchKey = Literal["link", "contact_number", "email", "name"]
@@ -590,11 +708,15 @@ MatchKey = Literal["link", "contact_number", "email", "name"]
 
 class ContactsConfig(_Strict):
     primary_contact: str = Field(
-        default="earliest", description="'earliest' Contact of the Account, or an Accounts lookup field API name")
+        default="earliest",
+        description="'earliest' Contact of the Account, or an Accounts lookup field API name",
+    )
     match_order: list[MatchKey] = Field(default_factory=lambda: ["link", "contact_number", "email", "name"])
     name_clash: Literal["suffix", "report"] = "suffix"
     name_clash_suffix: str = Field(
-        default=" ({zoho_id_tail})", description="appended on a name clash; Zoho fields, {zoho_id}, {zoho_id_tail}")
+        default=" ({zoho_id_tail})",
+        description="appended on a name clash; Zoho fields, {zoho_id}, {zoho_id_tail}",
+    )
 
     @field_validator("match_order")
     @classmethod
@@ -616,12 +738,18 @@ class ContactsConfig(_Strict):
 class ConflictPolicy(_Strict):
     """Which system wins when both changed a field group since the last run."""
 
-    sales: Literal["zoho", "xero"] = Field(default="zoho", description="contact, lines, amounts, dates, status")
-    payments: Literal["zoho", "xero"] = Field(default="xero", description="payments, credit notes, paid amounts")
+    sales: Literal["zoho", "xero"] = Field(
+        default="zoho", description="contact, lines, amounts, dates, status"
+    )
+    payments: Literal["zoho", "xero"] = Field(
+        default="xero", description="payments, credit notes, paid amounts"
+    )
 
 
 class DeletesConfig(_Strict):
-    enabled: bool = Field(default=False, description="delete/void in Xero what was cancelled or deleted in Zoho")
+    enabled: bool = Field(
+        default=False, description="delete/void in Xero what was cancelled or deleted in Zoho"
+    )
 
 
 class DueDays(_Strict):
@@ -635,7 +763,8 @@ class DueDays(_Strict):
 
 class PurchasesConfig(_Strict):
     discounts: Literal["reject", "net"] = Field(
-        default="reject", description="bills/POs take no discounts: reject, or net them into UnitAmount")
+        default="reject", description="bills/POs take no discounts: reject, or net them into UnitAmount"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -651,8 +780,10 @@ class OrgConfig(_Strict):
     timezone: str = Field(description="IANA timezone, e.g. Pacific/Auckland")
     xero: XeroConnection
     zoho: ZohoConnection
-    schedules: list[CronExpr] = Field(default_factory=lambda: ["0 7 * * *", "0 19 * * *"],
-                                 description="cron expressions in the org's timezone")
+    schedules: list[CronExpr] = Field(
+        default_factory=lambda: ["0 7 * * *", "0 19 * * *"],
+        description="cron expressions in the org's timezone",
+    )
     sync_from: date | None = Field(default=None, description="documents dated before this are never pushed")
     retention_days: int = Field(default=30, ge=1, description="journal retention")
     modules: Modules = Field(default_factory=Modules)
@@ -670,10 +801,14 @@ class OrgConfig(_Strict):
     conflicts: ConflictPolicy = Field(default_factory=ConflictPolicy)
     deletes: DeletesConfig = Field(default_factory=DeletesConfig)
     purchases: PurchasesConfig = Field(default_factory=PurchasesConfig)
-    due_days: DueDays = Field(default_factory=lambda: DueDays(),
-                              description="days after the document date for a missing due date (None: none)")
+    due_days: DueDays = Field(
+        default_factory=lambda: DueDays(),
+        description="days after the document date for a missing due date (None: none)",
+    )
     line_discounts: Literal["amount", "rate"] = Field(
-        default="amount", description="Zoho line discounts sent as Xero DiscountAmount or DiscountRate (2 dp %)")
+        default="amount",
+        description="Zoho line discounts sent as Xero DiscountAmount or DiscountRate (2 dp %)",
+    )
 
     _file: str | None = PrivateAttr(default=None)
 
@@ -698,14 +833,30 @@ class OrgConfig(_Strict):
         if self.modules.purchase_orders.target == "bill":
             for zoho, xero in self.status.purchase_orders.to_xero.items():
                 if xero == "BILLED":
-                    raise ValueError(f"status.purchase_orders.to_xero.{zoho!r}: expected DRAFT, SUBMITTED or "
-                                     "AUTHORISED for bills (BILLED is a purchase-order status), got 'BILLED'")
+                    raise ValueError(
+                        f"status.purchase_orders.to_xero.{zoho!r}: expected DRAFT, SUBMITTED or "
+                        "AUTHORISED for bills (BILLED is a purchase-order status), got 'BILLED'"
+                    )
         if self.modules.purchase_orders.target == "bill":
             for i, m in enumerate(self.fields.purchase_orders):
-                if m.target in ("Reference", "PurchaseOrderNumber", "DeliveryDate", "DeliveryAddress", "AttentionTo",
-                                "Telephone", "DeliveryInstructions", "ExpectedArrivalDate") and not m.drop:
-                    raise ValueError(f"fields.purchase_orders[{i}].target: {m.target!r} is not a field of ACCPAY bills "
-                                     "(modules.purchase_orders.target is bill)")
+                if (
+                    m.target
+                    in (
+                        "Reference",
+                        "PurchaseOrderNumber",
+                        "DeliveryDate",
+                        "DeliveryAddress",
+                        "AttentionTo",
+                        "Telephone",
+                        "DeliveryInstructions",
+                        "ExpectedArrivalDate",
+                    )
+                    and not m.drop
+                ):
+                    raise ValueError(
+                        f"fields.purchase_orders[{i}].target: {m.target!r} is not a field of ACCPAY bills "
+                        "(modules.purchase_orders.target is bill)"
+                    )
         per_module: dict[str, list[str]] = {}
         for t in self.tracking:
             for m in t.modules:
@@ -758,7 +909,9 @@ def _display(path: Path) -> str:
 def parse_org(data: Any, file: str) -> OrgConfig:
     """Validate already-parsed YAML; ``file`` names the source in errors and fix hints."""
     if not isinstance(data, dict):
-        raise ConfigError(file, [("", f"expected a mapping of keys at the top level, got {type(data).__name__}")])
+        raise ConfigError(
+            file, [("", f"expected a mapping of keys at the top level, got {type(data).__name__}")]
+        )
     try:
         org = OrgConfig.model_validate(data)
     except ValidationError as exc:
@@ -766,9 +919,16 @@ def parse_org(data: Any, file: str) -> OrgConfig:
         for err in exc.errors():
             loc = err["loc"]
             # A discriminated transform adds its tag to the path; keep the path the user wrote.
-            loc = tuple(p for i, p in enumerate(loc)
-                        if not (i >= 2 and loc[i - 2] == "transforms" and isinstance(loc[i - 1], int)
-                                and p in ("simple", *_TRANSFORM_KEYS)))
+            loc = tuple(
+                p
+                for i, p in enumerate(loc)
+                if not (
+                    i >= 2
+                    and loc[i - 2] == "transforms"
+                    and isinstance(loc[i - 1], int)
+                    and p in ("simple", *_TRANSFORM_KEYS)
+                )
+            )
             key = format_key_path(loc)
             ctx = err.get("ctx") or {}
             if err["type"] == "field_target":
@@ -818,7 +978,9 @@ def _orgs_dir() -> Path:
 def load_org(slug: str) -> OrgConfig:
     """The org ``slug`` from the registry (``ZX_ORGS_DIR``/<slug>.yaml)."""
     if not _SLUG.match(slug):
-        raise ConfigError(f"{slug}.yaml", [("slug", f"expected lowercase letters, digits and '-', got {slug!r}")])
+        raise ConfigError(
+            f"{slug}.yaml", [("slug", f"expected lowercase letters, digits and '-', got {slug!r}")]
+        )
     path = _orgs_dir() / f"{slug}.yaml"
     if not path.exists():
         raise ConfigError(_display(path), [("", f"no such org: {slug!r} (no file {path})")])

@@ -97,8 +97,9 @@ class LookupMiss:
     values: pd.Series
 
 
-def _apply_transform(series: pd.Series, t: Any, target: str, key: str, misses: list[LookupMiss],
-                     index: int) -> pd.Series:
+def _apply_transform(
+    series: pd.Series, t: Any, target: str, key: str, misses: list[LookupMiss], index: int
+) -> pd.Series:
     if isinstance(t, str):
         text = as_text(series)
         if t == "trim":
@@ -128,7 +129,7 @@ def _apply_transform(series: pd.Series, t: Any, target: str, key: str, misses: l
         return mapped.where(hit, text).astype("str").where(hit | text.notna())
     if isinstance(t, RoundTransform):
         ints, ok = _snap(pd.to_numeric(series, errors="coerce"), t.round)
-        values = np.asarray(ints, dtype="float64") / float(10 ** t.round)
+        values = np.asarray(ints, dtype="float64") / float(10**t.round)
         return pd.Series(np.where(ok, values, np.nan), index=series.index)
     if isinstance(t, TruncateTransform):
         return as_text(series).str.slice(0, t.truncate)
@@ -162,8 +163,10 @@ def apply(frame: pd.DataFrame, mappings: list[ActiveMapping]) -> tuple[pd.DataFr
 # --------------------------------------------------------------------------------------------
 
 #: Xero arrays whose elements are keyed by a type field.
-TYPED_LISTS = {"Addresses": ("AddressType", ["POBOX", "STREET", "DELIVERY"]),
-               "Phones": ("PhoneType", ["DEFAULT", "DDI", "MOBILE", "FAX", "OFFICE"])}
+TYPED_LISTS = {
+    "Addresses": ("AddressType", ["POBOX", "STREET", "DELIVERY"]),
+    "Phones": ("PhoneType", ["DEFAULT", "DDI", "MOBILE", "FAX", "OFFICE"]),
+}
 
 
 def present(v: Any) -> bool:
@@ -196,7 +199,9 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
         node[parts[-1]] = value
     for name, groups in typed.items():
         type_key, order = TYPED_LISTS[name]
-        items = [{type_key: t, **groups[t]} for t in sorted(groups, key=lambda x: (order.index(x)
-                                                                                    if x in order else 99, x))]
+        items = [
+            {type_key: t, **groups[t]}
+            for t in sorted(groups, key=lambda x: (order.index(x) if x in order else 99, x))
+        ]
         out[name] = items
     return out

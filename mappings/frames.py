@@ -8,7 +8,8 @@ parent id (``_doc``), the row's position (``_pos``) and the Line_Tax summary (``
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,8 +110,10 @@ def as_text(series: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.map({True: "true", False: "false"}).astype("str")
     if pd.api.types.is_numeric_dtype(series.dtype):
-        out = series.map(lambda v: format(v, "g") if isinstance(v, float) and v == int(v) and abs(v) < 1e15
-                         else str(v), na_action="ignore")
+        out = series.map(
+            lambda v: format(v, "g") if isinstance(v, float) and v == int(v) and abs(v) < 1e15 else str(v),
+            na_action="ignore",
+        )
         return out.astype("str").where(series.notna())
     if series.dtype == object:
         series = series.map(_scalar_text, na_action="ignore")

@@ -7,7 +7,8 @@ mapping and the TaxType from the product's Zoho tax through the tax map.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,8 +43,9 @@ def _product_tax(H: pd.DataFrame) -> pd.Series:
     return taxes.map(key).astype("str")
 
 
-def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: ReferenceData,
-                 links: Any = None) -> MappingResult:
+def map_products(
+    records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: ReferenceData, links: Any = None
+) -> MappingResult:
     """Zoho Products -> Xero Items (create / update / unchanged) + rejects."""
     result = MappingResult(entity="Items", module="Products")
     if not records:
@@ -60,21 +62,45 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
     maps = resolve(BUILTINS, org.fields.products, "products")
     mapped, misses = apply(H, maps)
     for miss in misses:
-        rejects += emit(ctx, "field.lookup_missing", lambda: H.assign(_v=miss.values), miss.mask,
-                        lambda r, m=miss: {"value": r["_v"], "key": m.key, "field": m.target}, line_col=None)
+        rejects += emit(
+            ctx,
+            "field.lookup_missing",
+            lambda m=miss: H.assign(_v=m.values),
+            miss.mask,
+            lambda r, m=miss: {"value": r["_v"], "key": m.key, "field": m.target},
+            line_col=None,
+        )
 
     # Code: present and unique (in this page, and against Xero items owned by another product).
-    rejects += emit(ctx, "item.code_missing", H, code.isna(), lambda r: {}, field="Product_Code", line_col=None)
+    rejects += emit(
+        ctx, "item.code_missing", H, code.isna(), lambda r: {}, field="Product_Code", line_col=None
+    )
     order = pd.DataFrame({"zid": zid, "code": code}).sort_values("zid", kind="stable")
     owner = order.dropna(subset=["code"]).drop_duplicates("code").set_index("code")["zid"]
     dup = code.notna() & (code.map(owner) != zid)
-    rejects += emit(ctx, "item.code_duplicate", lambda: H.assign(_c=code, _o=code.map(owner)), dup,
-                    lambda r: {"value": r["_c"], "other": r["_o"]}, field="Product_Code", line_col=None)
-    linked_item_ids = {l.xero_id: z for z, l in links_d.items()}
+    rejects += emit(
+        ctx,
+        "item.code_duplicate",
+        lambda: H.assign(_c=code, _o=code.map(owner)),
+        dup,
+        lambda r: {"value": r["_c"], "other": r["_o"]},
+        field="Product_Code",
+        line_col=None,
+    )
+    linked_item_ids = {link.xero_id: z for z, link in links_d.items()}
     xero_item = code.map({c: i.ItemID for c, i in ref.items_by_code.items()})
-    taken = xero_item.notna() & xero_item.map(linked_item_ids).notna() & (xero_item.map(linked_item_ids) != zid)
-    rejects += emit(ctx, "item.code_duplicate", lambda: H.assign(_c=code, _o=xero_item.map(linked_item_ids)), taken & ~dup,
-                    lambda r: {"value": r["_c"], "other": r["_o"]}, field="Product_Code", line_col=None)
+    taken = (
+        xero_item.notna() & xero_item.map(linked_item_ids).notna() & (xero_item.map(linked_item_ids) != zid)
+    )
+    rejects += emit(
+        ctx,
+        "item.code_duplicate",
+        lambda: H.assign(_c=code, _o=xero_item.map(linked_item_ids)),
+        taken & ~dup,
+        lambda r: {"value": r["_c"], "other": r["_o"]},
+        field="Product_Code",
+        line_col=None,
+    )
 
     # Accounts and taxes for both sides.
     category = as_text(col(H, "Product_Category"))
@@ -84,12 +110,21 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
         purchases = side == "purchases"
         by_code = org.accounts.purchases_by_product_code if purchases else org.accounts.by_product_code
         by_cat = org.accounts.purchases_by_category if purchases else org.accounts.by_category
-        default = org.accounts.defaults.products_purchases if purchases else org.accounts.defaults.products_sales
+        default = (
+            org.accounts.defaults.products_purchases if purchases else org.accounts.defaults.products_sales
+        )
         a1, a2 = code.map(dict(by_code)), category.map(dict(by_cat))
         account = a1.where(a1.notna(), a2)
         prefix = "accounts.purchases_by_" if purchases else "accounts.by_"
-        key = pd.Series(np.where(a1.notna(), prefix + "product_code." + key_part(code),
-                                 prefix + "category." + key_part(category)), index=H.index, dtype="object")
+        key = pd.Series(
+            np.where(
+                a1.notna(),
+                prefix + "product_code." + key_part(code),
+                prefix + "category." + key_part(category),
+            ),
+            index=H.index,
+            dtype="object",
+        )
         dkey = f"accounts.defaults.products_{side}"
         if default is not None:
             key = key.where(account.notna(), dkey)
@@ -106,32 +141,63 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
             tax_type = tax_type.where(tax_names.notna(), tdefault)
             tkey = tkey.where(tax_names.notna(), "tax.purchases_default" if purchases else "tax.default")
         unmapped_tax = tax_names.notna() & tax_type.isna()
-        rejects += emit(ctx, "tax.unmapped", lambda: H.assign(_t=tax_names), unmapped_tax,
-                        lambda r, p=purchases: {"value": r["_t"], "where": "the product",
-                                                "key": "tax.purchases_map" if p else "tax.map"},
-                        field="Tax", line_col=None)
-        details[f"{target}.TaxType"] = tax_type if org.tax.line_amount_types != "NoTax" else pd.Series(
-            np.nan, index=H.index, dtype="object")
+        rejects += emit(
+            ctx,
+            "tax.unmapped",
+            lambda t=tax_names: H.assign(_t=t),
+            unmapped_tax,
+            lambda r, p=purchases: {
+                "value": r["_t"],
+                "where": "the product",
+                "key": "tax.purchases_map" if p else "tax.map",
+            },
+            field="Tax",
+            line_col=None,
+        )
+        details[f"{target}.TaxType"] = (
+            tax_type
+            if org.tax.line_amount_types != "NoTax"
+            else pd.Series(np.nan, index=H.index, dtype="object")
+        )
         checks.append((doc_type, target, account, key, details[f"{target}.TaxType"], tkey))
         unmapped_acc = account.isna()
-        rejects += emit(ctx, "account.unmapped", lambda: H.assign(_p=as_text(col(H, "Product_Name")).fillna(code)),
-                        unmapped_acc,
-                        lambda r, s=side: {"value": r["_p"], "where": f"the product ({s})", "module_key": f"products_{s}"},
-                        field=f"{target}.AccountCode", line_col=None)
+        rejects += emit(
+            ctx,
+            "account.unmapped",
+            lambda: H.assign(_p=as_text(col(H, "Product_Name")).fillna(code)),
+            unmapped_acc,
+            lambda r, s=side: {
+                "value": r["_p"],
+                "where": f"the product ({s})",
+                "module_key": f"products_{s}",
+            },
+            field=f"{target}.AccountCode",
+            line_col=None,
+        )
     price4, ok = money.to_units4(col(H, "Unit_Price"))
-    details["SalesDetails.UnitPrice"] = pd.Series(money.from_units(np.where(ok, price4, 0).astype(object), 4),
-                                                  index=H.index).where(ok)
+    details["SalesDetails.UnitPrice"] = pd.Series(
+        money.from_units(np.where(ok, price4, 0).astype(object), 4), index=H.index
+    ).where(ok)
     for doc_type, target, account, key, tax_type, tkey in checks:
         frame = H.assign(_acct=account, _acct_key=key, _tax=tax_type, _tax_key=tkey)
-        rejects += check_accounts(ctx, frame, "_acct", "_acct_key", doc_type=doc_type, field=f"{target}.AccountCode")
-        rejects += check_tax_types(ctx, frame, "_tax", "_tax_key", "_acct", field=f"{target}.TaxType",
-                                   doc_type=doc_type)
+        rejects += check_accounts(
+            ctx, frame, "_acct", "_acct_key", doc_type=doc_type, field=f"{target}.AccountCode"
+        )
+        rejects += check_tax_types(
+            ctx, frame, "_tax", "_tax_key", "_acct", field=f"{target}.TaxType", doc_type=doc_type
+        )
 
     out = pd.concat([mapped, pd.DataFrame(details, index=H.index)], axis=1)
     out = out.assign(Code=code)
-    rejects += check_lengths(ctx, out.assign(_doc=zid), [
-        ("Code", limits.ITEM_CODE_MAX, "Product_Code"), ("Name", limits.ITEM_NAME_MAX, "fields.products"),
-        ("Description", limits.ITEM_DESCRIPTION_MAX, "fields.products")])
+    rejects += check_lengths(
+        ctx,
+        out.assign(_doc=zid),
+        [
+            ("Code", limits.ITEM_CODE_MAX, "Product_Code"),
+            ("Name", limits.ITEM_NAME_MAX, "fields.products"),
+            ("Description", limits.ITEM_DESCRIPTION_MAX, "fields.products"),
+        ],
+    )
     result.rejects.extend(rejects)
     blocked = {r.record_id for r in rejects if r.blocking}
     rows = out.astype(object).where(out.notna(), None).to_dict("records")
@@ -142,12 +208,21 @@ def map_products(records: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: R
         digest = content_hash(payload)
         link = links_d.get(z)
         xid = link.xero_id if link else (xi if present(xi) else None)
-        doc = dict(entity="Items", module="Products", zoho_id=z, number=row["Code"], content_hash=digest,
-                   natural_key={"Code": row["Code"]}, matched_by="link" if link else ("code" if xid else None))
+        doc = dict(
+            entity="Items",
+            module="Products",
+            zoho_id=z,
+            number=row["Code"],
+            content_hash=digest,
+            natural_key={"Code": row["Code"]},
+            matched_by="link" if link else ("code" if xid else None),
+        )
         if xid is None:
             result.documents.append(Document(action="create", xero_id=None, payload=payload, **doc))
         elif link is not None and link.content_hash == digest:
             result.unchanged.append(Document(action="unchanged", xero_id=xid, payload=payload, **doc))
         else:
-            result.documents.append(Document(action="update", xero_id=xid, payload={"ItemID": xid, **payload}, **doc))
+            result.documents.append(
+                Document(action="update", xero_id=xid, payload={"ItemID": xid, **payload}, **doc)
+            )
     return result

@@ -63,7 +63,7 @@ def _snap(values: pd.Series | np.ndarray | list[Any], dp: int) -> tuple[np.ndarr
         s = numeric
     arr = s.to_numpy(dtype="float64", na_value=np.nan)
     ok = np.isfinite(arr)
-    scaled = np.where(ok, arr, 0.0) * (10.0 ** dp)
+    scaled = np.where(ok, arr, 0.0) * (10.0**dp)
     # The float product carries noise (1.005 * 100 = 100.49999...); decimal inputs have few digits,
     # so snapping to 6 decimals first recovers the intended value before rounding half away.
     scaled = np.round(scaled, 6)
@@ -90,18 +90,19 @@ def from_units(units: np.ndarray, dp: int) -> np.ndarray:
     """Integer units -> floats for JSON payloads (exact for the magnitudes money takes)."""
     # int -> float is exact below 2**53 and IEEE division is correctly rounded, so 1234 / 100 is
     # the same double as float("12.34").
-    return np.asarray(units, dtype="float64") / float(10 ** dp)
+    return np.asarray(units, dtype="float64") / float(10**dp)
 
 
-def line_amounts(qty4: np.ndarray, unit4: np.ndarray, discount_cents: np.ndarray,
-                 discount_rate: np.ndarray | None = None) -> np.ndarray:
+def line_amounts(
+    qty4: np.ndarray, unit4: np.ndarray, discount_cents: np.ndarray, discount_rate: np.ndarray | None = None
+) -> np.ndarray:
     """Xero LineAmount in cents. ``discount_rate`` (percent*10_000, or None) wins where non-zero."""
     gross8 = np.asarray(qty4, dtype=object) * np.asarray(unit4, dtype=object)  # 1e-8 units
-    by_amount = div_round(gross8, 10 ** 6) - np.asarray(discount_cents, dtype=object)
+    by_amount = div_round(gross8, 10**6) - np.asarray(discount_cents, dtype=object)
     if discount_rate is None:
         return by_amount
     rate = np.asarray(discount_rate, dtype=object)
-    by_rate = div_round(gross8 * (100 * RATE - rate), 10 ** 6 * 100 * RATE)
+    by_rate = div_round(gross8 * (100 * RATE - rate), 10**6 * 100 * RATE)
     return np.where(rate != 0, by_rate, by_amount).astype(object)
 
 
@@ -116,8 +117,9 @@ def line_tax(amount_cents: np.ndarray, rate: np.ndarray, mode: LineAmountTypes) 
     return div_round(amount * rate, 100 * RATE)
 
 
-def document_totals(doc_keys: np.ndarray, amount_cents: np.ndarray, tax_cents: np.ndarray,
-                    mode: LineAmountTypes) -> pd.DataFrame:
+def document_totals(
+    doc_keys: np.ndarray, amount_cents: np.ndarray, tax_cents: np.ndarray, mode: LineAmountTypes
+) -> pd.DataFrame:
     """SubTotal, TotalTax, Total in cents per document key (Xero: sum of rounded line values)."""
     frame = pd.DataFrame({"doc": doc_keys, "amount": amount_cents, "tax": tax_cents})
     sums = frame.groupby("doc", sort=False).agg(amount=("amount", "sum"), tax=("tax", "sum"))

@@ -9,10 +9,11 @@ fast lookups and small DataFrames for the vectorised validators.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Annotated, Any, Iterable, Mapping
+from typing import Annotated, Any
 
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -29,16 +30,16 @@ def parse_xero_datetime(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     text = str(value).strip()
     m = _MS_JSON.match(text)
     if m:
         # The milliseconds are UTC; the optional offset only says how Xero would display it.
-        return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=int(m.group(1)))
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(m.group(1)))
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_xero_date(value: Any) -> date | None:
@@ -194,9 +195,13 @@ class TaxRate(_Xero):
         return sum((Decimal(str(c.Rate)) for c in self.TaxComponents), Decimal(0))
 
     def can_apply_to(self, account_class: str | None) -> bool:
-        flag = {"REVENUE": self.CanApplyToRevenue, "EXPENSE": self.CanApplyToExpenses,
-                "ASSET": self.CanApplyToAssets, "LIABILITY": self.CanApplyToLiabilities,
-                "EQUITY": self.CanApplyToEquity}
+        flag = {
+            "REVENUE": self.CanApplyToRevenue,
+            "EXPENSE": self.CanApplyToExpenses,
+            "ASSET": self.CanApplyToAssets,
+            "LIABILITY": self.CanApplyToLiabilities,
+            "EQUITY": self.CanApplyToEquity,
+        }
         return flag.get((account_class or "").upper(), False)
 
 
@@ -291,11 +296,29 @@ ALLOWED_CLASSES: dict[str, frozenset[str]] = {
     "PURCHASEORDER": frozenset({"EXPENSE", "ASSET"}),
 }
 #: System accounts lines may never post to (ROUNDING is the one exception, used for rounding lines).
-FORBIDDEN_SYSTEM_ACCOUNTS = frozenset({"DEBTORS", "CREDITORS", "GST", "GSTONIMPORTS", "BANKCURRENCYGAIN",
-                                       "HISTORICAL", "REALISEDCURRENCYGAIN", "RETAINEDEARNINGS", "TRACKINGTRANSFERS",
-                                       "UNPAIDEXPCLM", "UNREALISEDCURRENCYGAIN", "WAGEPAYABLES", "CISASSETS",
-                                       "CISASSET", "CISLABOUR", "CISLABOUREXPENSE", "CISLABOURINCOME",
-                                       "CISLIABILITY", "CISMATERIALS"})
+FORBIDDEN_SYSTEM_ACCOUNTS = frozenset(
+    {
+        "DEBTORS",
+        "CREDITORS",
+        "GST",
+        "GSTONIMPORTS",
+        "BANKCURRENCYGAIN",
+        "HISTORICAL",
+        "REALISEDCURRENCYGAIN",
+        "RETAINEDEARNINGS",
+        "TRACKINGTRANSFERS",
+        "UNPAIDEXPCLM",
+        "UNREALISEDCURRENCYGAIN",
+        "WAGEPAYABLES",
+        "CISASSETS",
+        "CISASSET",
+        "CISLABOUR",
+        "CISLABOUREXPENSE",
+        "CISLABOURINCOME",
+        "CISLIABILITY",
+        "CISMATERIALS",
+    }
+)
 
 
 def _unwrap(data: Any, key: str) -> list[dict[str, Any]]:
@@ -337,7 +360,7 @@ class ReferenceData(BaseModel):
         contacts: Any = None,
         zoho_fields: Mapping[str, Any] | None = None,
     ) -> ReferenceData:
-        """Build from API JSON as returned (Xero envelopes or lists; Zoho ``{"fields": [...]}`` per module)."""
+        """Build from API JSON as returned: Xero envelopes or lists; Zoho ``{"fields": [...]}`` per module."""
         org = organisation
         if isinstance(org, Mapping) and "Organisations" in org:
             org = org["Organisations"][0]
@@ -345,17 +368,19 @@ class ReferenceData(BaseModel):
         for module, meta in (zoho_fields or {}).items():
             rows = meta.get("fields", []) if isinstance(meta, Mapping) else list(meta)
             fields[module] = [r.model_dump() if isinstance(r, BaseModel) else r for r in rows]
-        return cls.model_validate({
-            "organisation": org.model_dump() if isinstance(org, BaseModel) else org,
-            "accounts": _unwrap(accounts, "Accounts"),
-            "tax_rates": _unwrap(tax_rates, "TaxRates"),
-            "branding_themes": _unwrap(branding_themes, "BrandingThemes"),
-            "tracking_categories": _unwrap(tracking_categories, "TrackingCategories"),
-            "currencies": _unwrap(currencies, "Currencies"),
-            "items": _unwrap(items, "Items"),
-            "contacts": _unwrap(contacts, "Contacts"),
-            "zoho_fields": fields,
-        })
+        return cls.model_validate(
+            {
+                "organisation": org.model_dump() if isinstance(org, BaseModel) else org,
+                "accounts": _unwrap(accounts, "Accounts"),
+                "tax_rates": _unwrap(tax_rates, "TaxRates"),
+                "branding_themes": _unwrap(branding_themes, "BrandingThemes"),
+                "tracking_categories": _unwrap(tracking_categories, "TrackingCategories"),
+                "currencies": _unwrap(currencies, "Currencies"),
+                "items": _unwrap(items, "Items"),
+                "contacts": _unwrap(contacts, "Contacts"),
+                "zoho_fields": fields,
+            }
+        )
 
     # --- lookups ---------------------------------------------------------------------------
     @cached_property
@@ -421,31 +446,72 @@ class ReferenceData(BaseModel):
     # --- frames for the vectorised validators ----------------------------------------------
     @cached_property
     def accounts_frame(self) -> pd.DataFrame:
-        rows = [{"code": a.Code, "acc_status": a.Status, "acc_class": (a.Class or "").upper(),
-                 "acc_system": (a.SystemAccount or "").upper(), "acc_type": a.Type}
-                for a in self.accounts if a.Code]
+        rows = [
+            {
+                "code": a.Code,
+                "acc_status": a.Status,
+                "acc_class": (a.Class or "").upper(),
+                "acc_system": (a.SystemAccount or "").upper(),
+                "acc_type": a.Type,
+            }
+            for a in self.accounts
+            if a.Code
+        ]
         return pd.DataFrame(rows, columns=["code", "acc_status", "acc_class", "acc_system", "acc_type"])
 
     @cached_property
     def tax_frame(self) -> pd.DataFrame:
-        rows = [{"tax_type": t.TaxType, "tax_status": t.Status, "tax_rate": float(t.rate),
-                 "REVENUE": t.CanApplyToRevenue, "EXPENSE": t.CanApplyToExpenses, "ASSET": t.CanApplyToAssets,
-                 "LIABILITY": t.CanApplyToLiabilities, "EQUITY": t.CanApplyToEquity} for t in self.tax_rates]
-        return pd.DataFrame(rows, columns=["tax_type", "tax_status", "tax_rate", "REVENUE", "EXPENSE", "ASSET",
-                                           "LIABILITY", "EQUITY"])
+        rows = [
+            {
+                "tax_type": t.TaxType,
+                "tax_status": t.Status,
+                "tax_rate": float(t.rate),
+                "REVENUE": t.CanApplyToRevenue,
+                "EXPENSE": t.CanApplyToExpenses,
+                "ASSET": t.CanApplyToAssets,
+                "LIABILITY": t.CanApplyToLiabilities,
+                "EQUITY": t.CanApplyToEquity,
+            }
+            for t in self.tax_rates
+        ]
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "tax_type",
+                "tax_status",
+                "tax_rate",
+                "REVENUE",
+                "EXPENSE",
+                "ASSET",
+                "LIABILITY",
+                "EQUITY",
+            ],
+        )
 
     @cached_property
     def tracking_frame(self) -> pd.DataFrame:
-        rows = [{"category": c.Name, "cat_status": c.Status, "option": o.Name, "opt_status": o.Status}
-                for c in self.tracking_categories for o in c.Options]
+        rows = [
+            {"category": c.Name, "cat_status": c.Status, "option": o.Name, "opt_status": o.Status}
+            for c in self.tracking_categories
+            for o in c.Options
+        ]
         return pd.DataFrame(rows, columns=["category", "cat_status", "option", "opt_status"])
 
     @cached_property
     def contacts_frame(self) -> pd.DataFrame:
-        rows = [{"ContactID": c.ContactID, "ContactNumber": c.ContactNumber or None, "Name": c.Name,
-                 "EmailAddress": c.EmailAddress or None, "ContactStatus": c.ContactStatus}
-                for c in self.contacts]
-        return pd.DataFrame(rows, columns=["ContactID", "ContactNumber", "Name", "EmailAddress", "ContactStatus"])
+        rows = [
+            {
+                "ContactID": c.ContactID,
+                "ContactNumber": c.ContactNumber or None,
+                "Name": c.Name,
+                "EmailAddress": c.EmailAddress or None,
+                "ContactStatus": c.ContactStatus,
+            }
+            for c in self.contacts
+        ]
+        return pd.DataFrame(
+            rows, columns=["ContactID", "ContactNumber", "Name", "EmailAddress", "ContactStatus"]
+        )
 
     def choices(self, kind: str, limit: int = 12) -> str:
         """A short, sorted list of valid names for a fix hint."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal
 
 import orjson
 import pandas as pd
@@ -41,8 +42,10 @@ def normalize_links(links: Mapping[str, Link | Mapping[str, Any]] | pd.DataFrame
         if links.empty:
             return {}
         rows = links.astype(object).where(links.notna(), None).to_dict("records")
-        return {str(r["zoho_id"]): Link.model_validate({k: v for k, v in r.items() if v is not None})
-                for r in rows}
+        return {
+            str(r["zoho_id"]): Link.model_validate({k: v for k, v in r.items() if v is not None})
+            for r in rows
+        }
     return {str(k): v if isinstance(v, Link) else Link.model_validate(v) for k, v in links.items()}
 
 
@@ -115,8 +118,15 @@ class MappingResult:
     def counts(self) -> dict[str, int]:
         """created / updated / unchanged / rejected / skipped / deleted / voided (planned)."""
         c = Counter(d.action for d in self.documents)
-        return {"create": c["create"], "update": c["update"], "delete": c["delete"], "void": c["void"],
-                "unchanged": len(self.unchanged), "rejected": len(self.rejected_ids), "skipped": len(self.skipped)}
+        return {
+            "create": c["create"],
+            "update": c["update"],
+            "delete": c["delete"],
+            "void": c["void"],
+            "unchanged": len(self.unchanged),
+            "rejected": len(self.rejected_ids),
+            "skipped": len(self.skipped),
+        }
 
     def failed(self) -> dict[str, str]:
         """zoho id -> first blocking reason: pass to dependent mappings as ``failed``."""
@@ -148,14 +158,20 @@ class ZohoWriteResult:
 
     def counts(self) -> dict[str, int]:
         c = Counter(w.action for w in self.writes)
-        return {"create": c["create"], "update": c["update"], "unchanged": len(self.unchanged),
-                "rejected": len({r.record_id for r in self.rejects if r.blocking})}
+        return {
+            "create": c["create"],
+            "update": c["update"],
+            "unchanged": len(self.unchanged),
+            "rejected": len({r.record_id for r in self.rejects if r.blocking}),
+        }
 
 
 def merge_results(results: Iterable[MappingResult]) -> MappingResult:
     """Concatenate per-page results of the same entity."""
     results = list(results)
-    out = MappingResult(entity=results[0].entity if results else "", module=results[0].module if results else "")
+    out = MappingResult(
+        entity=results[0].entity if results else "", module=results[0].module if results else ""
+    )
     for r in results:
         out.documents.extend(r.documents)
         out.unchanged.extend(r.unchanged)

@@ -41,8 +41,9 @@ def transitions(kind: DocKindName) -> dict[str, frozenset[str]]:
     return PURCHASE_ORDER_TRANSITIONS if kind == "purchase_order" else INVOICE_TRANSITIONS
 
 
-def lock_state(status: str | None, amount_paid: float = 0.0, amount_credited: float = 0.0,
-               kind: DocKindName = "invoice") -> LockState:
+def lock_state(
+    status: str | None, amount_paid: float = 0.0, amount_credited: float = 0.0, kind: DocKindName = "invoice"
+) -> LockState:
     """Whether Xero lets us edit the document.
 
     DRAFT/SUBMITTED: editable. AUTHORISED: editable while nothing is paid or credited. PAID:
@@ -54,13 +55,18 @@ def lock_state(status: str | None, amount_paid: float = 0.0, amount_credited: fl
         return "final"
     if s == "PAID":
         return "locked-paid"
-    if s == "AUTHORISED" and kind != "purchase_order" and ((amount_paid or 0) > 0 or (amount_credited or 0) > 0):
+    if (
+        s == "AUTHORISED"
+        and kind != "purchase_order"
+        and ((amount_paid or 0) > 0 or (amount_credited or 0) > 0)
+    ):
         return "locked-part-paid"
     return "editable"
 
 
-def lock_states(status: pd.Series, amount_paid: pd.Series, amount_credited: pd.Series,
-                kind: DocKindName = "invoice") -> pd.Series:
+def lock_states(
+    status: pd.Series, amount_paid: pd.Series, amount_credited: pd.Series, kind: DocKindName = "invoice"
+) -> pd.Series:
     """Vectorised :func:`lock_state`."""
     s = status.fillna("DRAFT").astype("str").str.upper()
     paid = pd.to_numeric(amount_paid, errors="coerce").fillna(0) > 0
@@ -74,8 +80,13 @@ def lock_states(status: pd.Series, amount_paid: pd.Series, amount_credited: pd.S
 LOCK_RULE = {"final": "lock.final", "locked-paid": "lock.paid", "locked-part-paid": "lock.part_paid"}
 
 
-def can_transition(current: str | None, desired: str, kind: DocKindName = "invoice",
-                   amount_paid: float = 0.0, amount_credited: float = 0.0) -> bool:
+def can_transition(
+    current: str | None,
+    desired: str,
+    kind: DocKindName = "invoice",
+    amount_paid: float = 0.0,
+    amount_credited: float = 0.0,
+) -> bool:
     """Whether Xero accepts moving ``current`` to ``desired`` (same status is always fine if editable)."""
     if current is None:
         return True
@@ -101,8 +112,13 @@ def plan_status(current: str | None, desired: str, kind: DocKindName = "invoice"
 def plan_statuses(current: pd.Series, desired: pd.Series, kind: DocKindName = "invoice") -> pd.Series:
     """Vectorised :func:`plan_status`."""
     table = transitions(kind)
-    allowed = pd.Series([d in table.get(c, frozenset()) if isinstance(c, str) else True
-                         for c, d in zip(current.tolist(), desired.tolist())], index=current.index)
+    allowed = pd.Series(
+        [
+            d in table.get(c, frozenset()) if isinstance(c, str) else True
+            for c, d in zip(current.tolist(), desired.tolist())
+        ],
+        index=current.index,
+    )
     keep = current.notna() & (current != desired) & ~allowed
     return desired.where(~keep, current)
 
@@ -110,8 +126,9 @@ def plan_statuses(current: pd.Series, desired: pd.Series, kind: DocKindName = "i
 CancelAction = Literal["delete", "void", "skip", "report"]
 
 
-def cancellation(current: str | None, amount_paid: float = 0.0, amount_credited: float = 0.0,
-                 kind: DocKindName = "invoice") -> tuple[CancelAction, str | None]:
+def cancellation(
+    current: str | None, amount_paid: float = 0.0, amount_credited: float = 0.0, kind: DocKindName = "invoice"
+) -> tuple[CancelAction, str | None]:
     """What a Zoho cancellation does in Xero: DRAFT/SUBMITTED -> DELETED; AUTHORISED without
     payments -> VOIDED (purchase orders: DELETED); already gone -> skip; otherwise report."""
     if current is None or current in ("DELETED", "VOIDED"):
@@ -126,8 +143,11 @@ def cancellation(current: str | None, amount_paid: float = 0.0, amount_credited:
     return "report", None
 
 
-def numbering_fields(kind: Literal["invoice", "sales_order", "quote", "bill", "purchase_order"],
-                     authority: Literal["zoho", "xero"], number: str | None) -> dict[str, str]:
+def numbering_fields(
+    kind: Literal["invoice", "sales_order", "quote", "bill", "purchase_order"],
+    authority: Literal["zoho", "xero"],
+    number: str | None,
+) -> dict[str, str]:
     """Where the Zoho document number goes in Xero.
 
     Invoices: authority zoho -> InvoiceNumber (unique in Xero); xero -> Reference (Xero numbers it,
@@ -149,15 +169,39 @@ def numbering_fields(kind: Literal["invoice", "sales_order", "quote", "bill", "p
 FieldGroup = Literal["sales", "payments"]
 #: Which Zoho/Xero fields belong to which conflict group.
 FIELD_GROUPS: dict[FieldGroup, frozenset[str]] = {
-    "sales": frozenset({"Contact", "LineItems", "Date", "DueDate", "Reference", "InvoiceNumber", "Status",
-                        "CurrencyCode", "BrandingThemeID", "LineAmountTypes"}),
-    "payments": frozenset({"Xero_Amount_Paid", "Xero_Amount_Due", "Xero_Fully_Paid_On", "Xero_Payments",
-                           "Xero_Status", "AmountPaid", "AmountDue", "Payments", "CreditNotes"}),
+    "sales": frozenset(
+        {
+            "Contact",
+            "LineItems",
+            "Date",
+            "DueDate",
+            "Reference",
+            "InvoiceNumber",
+            "Status",
+            "CurrencyCode",
+            "BrandingThemeID",
+            "LineAmountTypes",
+        }
+    ),
+    "payments": frozenset(
+        {
+            "Xero_Amount_Paid",
+            "Xero_Amount_Due",
+            "Xero_Fully_Paid_On",
+            "Xero_Payments",
+            "Xero_Status",
+            "AmountPaid",
+            "AmountDue",
+            "Payments",
+            "CreditNotes",
+        }
+    ),
 }
 
 
-def resolve_conflict(group: FieldGroup, zoho_changed: bool, xero_changed: bool,
-                     policy: dict[str, str]) -> Literal["zoho", "xero"] | None:
+def resolve_conflict(
+    group: FieldGroup, zoho_changed: bool, xero_changed: bool, policy: dict[str, str]
+) -> Literal["zoho", "xero"] | None:
     """Which side's values to apply for a field group: the only side that changed, else the policy."""
     if zoho_changed and xero_changed:
         return policy[group]  # type: ignore[return-value]
@@ -186,8 +230,9 @@ def normalise_email(emails: pd.Series) -> pd.Series:
     return text.where(emails.notna() & (text != ""))
 
 
-def match_contacts(candidates: pd.DataFrame, xero_contacts: pd.DataFrame, linked: dict[str, str],
-                   order: list[str]) -> pd.DataFrame:
+def match_contacts(
+    candidates: pd.DataFrame, xero_contacts: pd.DataFrame, linked: dict[str, str], order: list[str]
+) -> pd.DataFrame:
     """Find the Xero contact for each Zoho record, in the configured order.
 
     ``candidates``: columns ``zoho_id``, ``name``, ``email``. ``xero_contacts``: ReferenceData's
@@ -220,10 +265,14 @@ def match_contacts(candidates: pd.DataFrame, xero_contacts: pd.DataFrame, linked
             out["xero_id"] = out["xero_id"].where(~ok, hit)
             taken |= set(hit[ok])
             continue
-        source = {"email": ("email", "EmailAddress", normalise_email),
-                  "name": ("name", "Name", normalise_name)}[key]
+        source = {
+            "email": ("email", "EmailAddress", normalise_email),
+            "name": ("name", "Name", normalise_name),
+        }[key]
         cand_col, xero_col, norm = source
-        eligible = xc[xc["_num"].isna() & (xc["ContactStatus"] != "ARCHIVED") & ~xc["ContactID"].isin(list(taken))]
+        eligible = xc[
+            xc["_num"].isna() & (xc["ContactStatus"] != "ARCHIVED") & ~xc["ContactID"].isin(list(taken))
+        ]
         xk = norm(eligible[xero_col])
         xe = pd.DataFrame({"k": xk, "ContactID": eligible["ContactID"]}).dropna(subset=["k"])
         xe = xe[~xe["k"].duplicated(keep=False)]  # ambiguous in Xero: no automatic match
@@ -239,8 +288,9 @@ def match_contacts(candidates: pd.DataFrame, xero_contacts: pd.DataFrame, linked
     return out
 
 
-def resolve_name_clashes(docs: pd.DataFrame, xero_contacts: pd.DataFrame, policy: Literal["suffix", "report"],
-                         suffix_template: str) -> pd.DataFrame:
+def resolve_name_clashes(
+    docs: pd.DataFrame, xero_contacts: pd.DataFrame, policy: Literal["suffix", "report"], suffix_template: str
+) -> pd.DataFrame:
     """Make every outgoing contact name unique among ACTIVE Xero contacts and within the batch.
 
     ``docs``: ``zoho_id``, ``name``, ``xero_id`` (own Xero contact or NaN) plus any Zoho fields the
@@ -278,5 +328,6 @@ def resolve_name_clashes(docs: pd.DataFrame, xero_contacts: pd.DataFrame, policy
         suffix = suffix.where(~incomplete & suffix.notna(), fallback)
         names = names.where(~clash, names.astype("str") + suffix)
         clash, other = clashes(names)
-    return pd.DataFrame({"name": names, "clash": clash.fillna(False).astype(bool), "other": other},
-                        index=docs.index)
+    return pd.DataFrame(
+        {"name": names, "clash": clash.fillna(False).astype(bool), "other": other}, index=docs.index
+    )

@@ -10,9 +10,10 @@ the field, a plain-language reason, a fix hint naming the org file and key, and 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,17 +45,40 @@ class Ctx:
     def file(self) -> str:
         return self.org.config_file
 
-    def reject(self, rule: str, record_id: str, *, field: str | None = None, line_id: str | None = None,
-               **values: Any) -> Reject:
-        return make_reject(rule, org=self.org.slug, module=self.module, record_id=record_id,
-                           record_number=self.numbers.get(record_id), field=field, line_id=line_id,
-                           file=self.file, doc_type=DOC_WORDS.get(self.doc_type, self.doc_type.lower()),
-                           **values)
+    def reject(
+        self,
+        rule: str,
+        record_id: str,
+        *,
+        field: str | None = None,
+        line_id: str | None = None,
+        **values: Any,
+    ) -> Reject:
+        return make_reject(
+            rule,
+            org=self.org.slug,
+            module=self.module,
+            record_id=record_id,
+            record_number=self.numbers.get(record_id),
+            field=field,
+            line_id=line_id,
+            file=self.file,
+            doc_type=DOC_WORDS.get(self.doc_type, self.doc_type.lower()),
+            **values,
+        )
 
 
-def emit(ctx: Ctx, rule: str, frame: pd.DataFrame | Callable[[], pd.DataFrame], mask: pd.Series | np.ndarray,
-         values: Callable[[dict[str, Any]], dict[str, Any]], *, field: str | None = None,
-         doc_col: str = "_doc", line_col: str | None = "_line") -> list[Reject]:
+def emit(
+    ctx: Ctx,
+    rule: str,
+    frame: pd.DataFrame | Callable[[], pd.DataFrame],
+    mask: pd.Series | np.ndarray,
+    values: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    field: str | None = None,
+    doc_col: str = "_doc",
+    line_col: str | None = "_line",
+) -> list[Reject]:
     """Rejects for the rows of ``frame`` where ``mask`` holds; ``values(row)`` fills the templates.
 
     ``frame`` may be a callable building the frame, so the extra columns a message needs are only
@@ -70,8 +94,15 @@ def emit(ctx: Ctx, rule: str, frame: pd.DataFrame | Callable[[], pd.DataFrame], 
         vals = values(row)
         f = vals.pop("field", field)
         line_id = row.get(line_col) if line_col else None
-        out.append(ctx.reject(rule, str(row[doc_col]), field=f, line_id=line_id if isinstance(line_id, str) else None,
-                              **vals))
+        out.append(
+            ctx.reject(
+                rule,
+                str(row[doc_col]),
+                field=f,
+                line_id=line_id if isinstance(line_id, str) else None,
+                **vals,
+            )
+        )
     return out
 
 
@@ -100,8 +131,16 @@ def _verdicts(values: pd.Series, judge: Callable[[Any], str | None]) -> pd.Serie
     return values.map(table)
 
 
-def check_accounts(ctx: Ctx, frame: pd.DataFrame, code_col: str, key_col: str, *, doc_type: str,
-                   exempt_col: str | None = None, field: str = "AccountCode") -> list[Reject]:
+def check_accounts(
+    ctx: Ctx,
+    frame: pd.DataFrame,
+    code_col: str,
+    key_col: str,
+    *,
+    doc_type: str,
+    exempt_col: str | None = None,
+    field: str = "AccountCode",
+) -> list[Reject]:
     """Account exists, is ACTIVE, is not a system account and has a class allowed for ``doc_type``.
 
     Exempt rows (the rounding line on the ROUNDING system account) only need an existing ACTIVE account.
@@ -153,10 +192,19 @@ def check_accounts(ctx: Ctx, frame: pd.DataFrame, code_col: str, key_col: str, *
     return out
 
 
-def check_tax_types(ctx: Ctx, frame: pd.DataFrame, tax_col: str, key_col: str, code_col: str | None,
-                    *, field: str = "TaxType", zoho_pct_col: str | None = None,
-                    zoho_name_col: str | None = None, doc_type: str | None = None,
-                    exempt_col: str | None = None) -> list[Reject]:
+def check_tax_types(
+    ctx: Ctx,
+    frame: pd.DataFrame,
+    tax_col: str,
+    key_col: str,
+    code_col: str | None,
+    *,
+    field: str = "TaxType",
+    zoho_pct_col: str | None = None,
+    zoho_name_col: str | None = None,
+    doc_type: str | None = None,
+    exempt_col: str | None = None,
+) -> list[Reject]:
     """TaxType exists, is ACTIVE, can apply to the account's class, and (optionally) has Zoho's rate.
 
     The class check only runs against usable accounts (a bad account has its own reject already).
@@ -169,13 +217,23 @@ def check_tax_types(ctx: Ctx, frame: pd.DataFrame, tax_col: str, key_col: str, c
     taxes = frame[tax_col]
     n = len(frame)
     codes = frame[code_col] if code_col is not None else pd.Series(np.nan, index=frame.index, dtype="object")
-    exempt = (frame[exempt_col].fillna(False).astype(bool) if exempt_col
-              else pd.Series(False, index=frame.index))
-    pct = (pd.to_numeric(frame[zoho_pct_col], errors="coerce") if zoho_pct_col is not None
-           else pd.Series(np.nan, index=frame.index))
-    key = (taxes.astype("object").fillna("") + "\x1f" + codes.astype("object").fillna("") + "\x1f"
-           + exempt.map({True: "1", False: "0"}).astype("object") + "\x1f"
-           + pct.map(lambda v: "" if v != v else repr(round(float(v), 6))).astype("object"))
+    exempt = (
+        frame[exempt_col].fillna(False).astype(bool) if exempt_col else pd.Series(False, index=frame.index)
+    )
+    pct = (
+        pd.to_numeric(frame[zoho_pct_col], errors="coerce")
+        if zoho_pct_col is not None
+        else pd.Series(np.nan, index=frame.index)
+    )
+    key = (
+        taxes.astype("object").fillna("")
+        + "\x1f"
+        + codes.astype("object").fillna("")
+        + "\x1f"
+        + exempt.map({True: "1", False: "0"}).astype("object")
+        + "\x1f"
+        + pct.map(lambda v: "" if v != v else repr(round(float(v), 6))).astype("object")
+    )
     key = key.where(taxes.notna())
 
     def judge(k: str) -> str | None:
@@ -186,9 +244,17 @@ def check_tax_types(ctx: Ctx, frame: pd.DataFrame, tax_col: str, key_col: str, c
         if t.Status != "ACTIVE":
             return "tax.inactive"
         a = accounts.get(code) if code else None
-        usable = a is not None and a.Status == "ACTIVE" and (
-            ex == "1" or ((a.SystemAccount or "").upper() not in FORBIDDEN_SYSTEM_ACCOUNTS
-                          and (not allowed or (a.Class or "").upper() in allowed)))
+        usable = (
+            a is not None
+            and a.Status == "ACTIVE"
+            and (
+                ex == "1"
+                or (
+                    (a.SystemAccount or "").upper() not in FORBIDDEN_SYSTEM_ACCOUNTS
+                    and (not allowed or (a.Class or "").upper() in allowed)
+                )
+            )
+        )
         if usable and not t.can_apply_to(a.Class):
             return "tax.not_applicable"
         if p and abs(float(t.rate) - float(p)) > 1e-9:
@@ -210,8 +276,11 @@ def check_tax_types(ctx: Ctx, frame: pd.DataFrame, tax_col: str, key_col: str, c
             a = accounts[r[code_col]]
             out.update(account=r[code_col], account_class=(a.Class or "").upper())
         else:
-            out.update(zoho_rate=_pct(r[zoho_pct_col]), xero_rate=_pct(t.rate),
-                       tax=r.get(zoho_name_col) if zoho_name_col else r[tax_col])
+            out.update(
+                zoho_rate=_pct(r[zoho_pct_col]),
+                xero_rate=_pct(t.rate),
+                tax=r.get(zoho_name_col) if zoho_name_col else r[tax_col],
+            )
         return out
 
     out: list[Reject] = []
@@ -252,31 +321,54 @@ def check_tracking(ctx: Ctx, frame: pd.DataFrame, slots: list[tuple[str, str, st
         if verdict.isna().all():
             continue
 
-        def values(r: dict[str, Any], rule: str, c: str = cat_col, o: str = opt_col, k: str = key_col) -> dict:
+        def values(
+            r: dict[str, Any], rule: str, c: str = cat_col, o: str = opt_col, k: str = key_col
+        ) -> dict:
             category = cats.get(r[c])
             if rule == "tracking.unknown_category":
                 return {"value": r[c], "key": r[k], "choices": ctx.ref.choices("tracking")}
             if rule == "tracking.inactive_category":
                 return {"value": r[c], "category": r[c], "key": r[k], "status": category.Status}
             if rule == "tracking.unknown_option":
-                return {"value": r[o], "category": r[c], "key": r[k],
-                        "choices": ", ".join(sorted(x.Name for x in category.Options if x.Status == "ACTIVE"))}
+                return {
+                    "value": r[o],
+                    "category": r[c],
+                    "key": r[k],
+                    "choices": ", ".join(sorted(x.Name for x in category.Options if x.Status == "ACTIVE")),
+                }
             status = next(x.Status for x in category.Options if x.Name == r[o])
             return {"value": r[o], "category": r[c], "key": r[k], "status": status}
 
-        for rule in ("tracking.unknown_category", "tracking.inactive_category", "tracking.unknown_option",
-                     "tracking.inactive"):
-            out += emit(ctx, rule if rule != "tracking.inactive_category" else "tracking.inactive", frame,
-                        verdict == rule, lambda r, rule=rule: values(r, rule), field="Tracking")
+        for rule in (
+            "tracking.unknown_category",
+            "tracking.inactive_category",
+            "tracking.unknown_option",
+            "tracking.inactive",
+        ):
+            out += emit(
+                ctx,
+                rule if rule != "tracking.inactive_category" else "tracking.inactive",
+                frame,
+                verdict == rule,
+                lambda r, rule=rule: values(r, rule),
+                field="Tracking",
+            )
     if (count > 2).any():
         counted = frame.assign(_trk_count=count)
-        out += emit(ctx, "tracking.too_many", counted, count > 2,
-                    lambda r: {"value": int(r["_trk_count"]), "line": _label(r)}, field="Tracking")
+        out += emit(
+            ctx,
+            "tracking.too_many",
+            counted,
+            count > 2,
+            lambda r: {"value": int(r["_trk_count"]), "line": _label(r)},
+            field="Tracking",
+        )
     return out
 
 
-def check_lengths(ctx: Ctx, frame: pd.DataFrame, limits: Iterable[tuple[str, int, str]],
-                  *, line_col: str | None = None) -> list[Reject]:
+def check_lengths(
+    ctx: Ctx, frame: pd.DataFrame, limits: Iterable[tuple[str, int, str]], *, line_col: str | None = None
+) -> list[Reject]:
     """Text columns within Xero's limits. ``limits``: (column, max length, config key for the hint)."""
     out: list[Reject] = []
     for column, limit, key in limits:
@@ -285,10 +377,19 @@ def check_lengths(ctx: Ctx, frame: pd.DataFrame, limits: Iterable[tuple[str, int
         text = frame[column].astype("str").where(frame[column].notna())
         length = text.str.len()
         bad = length.notna() & (length > limit)
-        out += emit(ctx, "length.exceeded", frame, bad,
-                    lambda r, c=column, k=key, lim=limit: {"field": c.replace("LineItems.", ""),
-                                                           "length": len(str(r[c])), "limit": lim, "key": k},
-                    line_col=line_col)
+        out += emit(
+            ctx,
+            "length.exceeded",
+            frame,
+            bad,
+            lambda r, c=column, k=key, lim=limit: {
+                "field": c.replace("LineItems.", ""),
+                "length": len(str(r[c])),
+                "limit": lim,
+                "key": k,
+            },
+            line_col=line_col,
+        )
     return out
 
 
@@ -310,12 +411,26 @@ def check_lock_dates(ctx: Ctx, frame: pd.DataFrame, date_col: str, *, field: str
     year_bad = pd.Series(False, index=frame.index)
     if year is not None:
         year_bad = d.notna() & (d <= pd.Timestamp(year))
-        out += emit(ctx, "date.before_year_lock", frame, year_bad,
-                    lambda r: {"value": _iso(r[date_col]), "lock": year.isoformat()}, field=field, line_col=None)
+        out += emit(
+            ctx,
+            "date.before_year_lock",
+            frame,
+            year_bad,
+            lambda r: {"value": _iso(r[date_col]), "lock": year.isoformat()},
+            field=field,
+            line_col=None,
+        )
     if period is not None:
         bad = d.notna() & (d <= pd.Timestamp(period)) & ~year_bad
-        out += emit(ctx, "date.before_period_lock", frame, bad,
-                    lambda r: {"value": _iso(r[date_col]), "lock": period.isoformat()}, field=field, line_col=None)
+        out += emit(
+            ctx,
+            "date.before_period_lock",
+            frame,
+            bad,
+            lambda r: {"value": _iso(r[date_col]), "lock": period.isoformat()},
+            field=field,
+            line_col=None,
+        )
     return out
 
 
@@ -341,8 +456,17 @@ def check_config(org: OrgConfig, ref: ReferenceData) -> list[Reject]:
 
     def add(kind: str, value: str | None, key: str, doc_type: str | None = None) -> None:
         if value is not None:
-            rows.append({"kind": kind, "value": value, "key": key, "doc_type": doc_type, "_doc": key,
-                         "_line": None, "_pos": -1})
+            rows.append(
+                {
+                    "kind": kind,
+                    "value": value,
+                    "key": key,
+                    "doc_type": doc_type,
+                    "_doc": key,
+                    "_line": None,
+                    "_pos": -1,
+                }
+            )
 
     po = org.modules.purchase_orders
     purchase_doc = "ACCPAY" if po.target == "bill" else "PURCHASEORDER"
@@ -385,18 +509,35 @@ def check_config(org: OrgConfig, ref: ReferenceData) -> list[Reject]:
     out += check_tax_types(ctx, taxes, "value", "key", None)
     # Branding themes
     themes = [(org.branding.default, "branding.default")] + [
-        (r.theme, f"branding.rules[{i}].theme") for i, r in enumerate(org.branding.rules)]
+        (r.theme, f"branding.rules[{i}].theme") for i, r in enumerate(org.branding.rules)
+    ]
     for name, key in themes:
         if name is not None and name not in ref.themes_by_name:
-            out.append(ctx.reject("branding.unknown_theme", key, field="BrandingThemeID", value=name, key=key,
-                                  choices=ref.choices("theme")))
+            out.append(
+                ctx.reject(
+                    "branding.unknown_theme",
+                    key,
+                    field="BrandingThemeID",
+                    value=name,
+                    key=key,
+                    choices=ref.choices("theme"),
+                )
+            )
     # Tracking categories and mapped options
     tframe_rows = []
     for i, t in enumerate(org.tracking):
         values = set(t.options.values()) | ({t.default} if t.default else set())
         for opt in sorted(values) or [None]:
-            tframe_rows.append({"_doc": f"tracking[{i}]", "_line": None, "_pos": -1, "cat": t.category,
-                                "opt": opt if opt is not None else "", "key": f"tracking[{i}]"})
+            tframe_rows.append(
+                {
+                    "_doc": f"tracking[{i}]",
+                    "_line": None,
+                    "_pos": -1,
+                    "cat": t.category,
+                    "opt": opt if opt is not None else "",
+                    "key": f"tracking[{i}]",
+                }
+            )
     if tframe_rows:
         tfr = pd.DataFrame(tframe_rows)
         with_opt = tfr[tfr["opt"] != ""]
@@ -405,12 +546,22 @@ def check_config(org: OrgConfig, ref: ReferenceData) -> list[Reject]:
         known = set(ref.tracking_by_name)
         for r in cats_only.to_dict("records"):
             if r["cat"] not in known:
-                out.append(ctx.reject("tracking.unknown_category", r["_doc"], field="Tracking", value=r["cat"],
-                                      key=r["key"], choices=ref.choices("tracking")))
+                out.append(
+                    ctx.reject(
+                        "tracking.unknown_category",
+                        r["_doc"],
+                        field="Tracking",
+                        value=r["cat"],
+                        key=r["key"],
+                        choices=ref.choices("tracking"),
+                    )
+                )
     # Currencies the map sends
     for zc, xc in org.currency.map.items():
         if xc not in ref.enabled_currencies:
-            out.append(ctx.reject("currency.not_enabled", f"currency.map.{zc}", field="CurrencyCode", value=xc))
+            out.append(
+                ctx.reject("currency.not_enabled", f"currency.map.{zc}", field="CurrencyCode", value=xc)
+            )
     # Rounding account
     if org.rounding.policy == "rounding_line" and ref.rounding_account_code is None:
         out.append(ctx.reject("rounding.no_account", "rounding.policy", field="AccountCode", value="any"))
@@ -423,24 +574,57 @@ def check_config(org: OrgConfig, ref: ReferenceData) -> list[Reject]:
         for xero_status, zoho_value in smap.to_zoho.items():
             if zoho_value not in live:
                 key = f"status.{section}.to_zoho.{xero_status}"
-                out.append(ctx.reject("zoho.picklist_value", key, field="Status", value=zoho_value,
-                                      key=key, choices=", ".join(live)))
+                out.append(
+                    ctx.reject(
+                        "zoho.picklist_value",
+                        key,
+                        field="Status",
+                        value=zoho_value,
+                        key=key,
+                        choices=", ".join(live),
+                    )
+                )
         for zoho_value in list(smap.to_xero) + list(smap.cancel):
             if live and zoho_value not in live:
                 key = f"status.{section}.to_xero.{_q(zoho_value)}"
-                out.append(ctx.reject("zoho.picklist_value", key, field="Status", value=zoho_value, key=key,
-                                      choices=", ".join(live)))
+                out.append(
+                    ctx.reject(
+                        "zoho.picklist_value",
+                        key,
+                        field="Status",
+                        value=zoho_value,
+                        key=key,
+                        choices=", ".join(live),
+                    )
+                )
         for live_value in live:
             if live_value == "-None-":  # Zoho's empty choice, not a status
                 continue
-            if live_value not in smap.to_xero and live_value not in smap.cancel and (
-                    section == "invoices" or po.enabled):
+            if (
+                live_value not in smap.to_xero
+                and live_value not in smap.cancel
+                and (section == "invoices" or po.enabled)
+            ):
                 key = f"status.{section}.to_xero"
-                out.append(ctx.reject("status.unmapped", f"{key}.{_q(live_value)}", field="Status",
-                                      value=live_value, key=key, cancel_key=f"status.{section}.cancel"))
+                out.append(
+                    ctx.reject(
+                        "status.unmapped",
+                        f"{key}.{_q(live_value)}",
+                        field="Status",
+                        value=live_value,
+                        key=key,
+                        cancel_key=f"status.{section}.cancel",
+                    )
+                )
     if "Invoices" in ref.zoho_fields and ref.zoho_field("Invoices", org.numbering.xero_number_field) is None:
-        out.append(ctx.reject("zoho.field_missing", "numbering.xero_number_field",
-                              field=org.numbering.xero_number_field, zoho_module="Invoices"))
+        out.append(
+            ctx.reject(
+                "zoho.field_missing",
+                "numbering.xero_number_field",
+                field=org.numbering.xero_number_field,
+                zoho_module="Invoices",
+            )
+        )
     return out
 
 

@@ -17,9 +17,10 @@ write-back is skipped and our own writes never bounce back as changes.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,8 +34,15 @@ from mappings.results import ZohoWrite, ZohoWriteResult, content_hash
 from mappings.rules import lock_state
 from mappings.validate import Ctx
 
-DATE_FIELDS = ("Date", "DueDate", "FullyPaidOnDate", "ExpectedPaymentDate", "PlannedPaymentDate", "DeliveryDate",
-               "ExpectedArrivalDate")
+DATE_FIELDS = (
+    "Date",
+    "DueDate",
+    "FullyPaidOnDate",
+    "ExpectedPaymentDate",
+    "PlannedPaymentDate",
+    "DeliveryDate",
+    "ExpectedArrivalDate",
+)
 DATETIME_FIELDS = ("UpdatedDateUTC",)
 NOT_HASHED = ("Xero_Last_Synced",)
 
@@ -86,8 +94,11 @@ def _money(v: Any) -> str:
     return f"{money.decimal_round2(Decimal(str(v or 0))):.2f}"
 
 
-def payments_summary(doc: Mapping[str, Any], payments: Iterable[Mapping[str, Any]] = (),
-                     credit_notes: Iterable[Mapping[str, Any]] = ()) -> str:
+def payments_summary(
+    doc: Mapping[str, Any],
+    payments: Iterable[Mapping[str, Any]] = (),
+    credit_notes: Iterable[Mapping[str, Any]] = (),
+) -> str:
     """A deterministic text summary: one ``date kind amount CUR (ref)`` entry per payment/credit.
 
     Uses the document's own ``Payments``, ``CreditNotes``, ``Prepayments`` and ``Overpayments``
@@ -105,22 +116,42 @@ def payments_summary(doc: Mapping[str, Any], payments: Iterable[Mapping[str, Any
             text += f" ({ref})"
         entries[f"{kind}:{key or text}"] = (d.isoformat() if d else "", kind, key or "", text)
 
-    for p in list(doc.get("Payments") or []) + [p for p in payments
-                                                 if (p.get("Invoice") or {}).get("InvoiceID") == doc_id]:
+    for p in list(doc.get("Payments") or []) + [
+        p for p in payments if (p.get("Invoice") or {}).get("InvoiceID") == doc_id
+    ]:
         if (p.get("Status") or "AUTHORISED") == "DELETED":
             continue
         add("payment", p.get("PaymentID"), p.get("Date"), p.get("Amount"), p.get("Reference"))
     for c in doc.get("CreditNotes") or []:
-        add("credit note", c.get("CreditNoteID"), c.get("Date"), c.get("AppliedAmount", c.get("Total")),
-            c.get("CreditNoteNumber"))
+        add(
+            "credit note",
+            c.get("CreditNoteID"),
+            c.get("Date"),
+            c.get("AppliedAmount", c.get("Total")),
+            c.get("CreditNoteNumber"),
+        )
     for c in credit_notes:
         for a in c.get("Allocations") or []:
             if (a.get("Invoice") or {}).get("InvoiceID") == doc_id and not a.get("IsDeleted"):
-                add("credit note", c.get("CreditNoteID"), a.get("Date"), a.get("Amount"), c.get("CreditNoteNumber"))
-    for kind, key, id_field in (("prepayment", "Prepayments", "PrepaymentID"),
-                                ("overpayment", "Overpayments", "OverpaymentID")):
+                add(
+                    "credit note",
+                    c.get("CreditNoteID"),
+                    a.get("Date"),
+                    a.get("Amount"),
+                    c.get("CreditNoteNumber"),
+                )
+    for kind, key, id_field in (
+        ("prepayment", "Prepayments", "PrepaymentID"),
+        ("overpayment", "Overpayments", "OverpaymentID"),
+    ):
         for p in doc.get(key) or []:
-            add(kind, p.get(id_field), p.get("Date"), p.get("AppliedAmount", p.get("Total")), p.get("Reference"))
+            add(
+                kind,
+                p.get(id_field),
+                p.get("Date"),
+                p.get("AppliedAmount", p.get("Total")),
+                p.get("Reference"),
+            )
     return "; ".join(e[3] for e in sorted(entries.values()))
 
 
@@ -141,13 +172,19 @@ DocModule = Literal["Invoices", "Sales_Orders", "Quotes", "Purchase_Orders"]
 def _builtins(org: OrgConfig, module: str, entity: str) -> list[FieldMapping]:
     if module == "Purchase_Orders":
         if entity == "PurchaseOrders":
-            ids = [FieldMapping(target="Xero_PO_ID", source="PurchaseOrderID"),
-                   FieldMapping(target="Xero_Number", source="PurchaseOrderNumber")]
+            ids = [
+                FieldMapping(target="Xero_PO_ID", source="PurchaseOrderID"),
+                FieldMapping(target="Xero_Number", source="PurchaseOrderNumber"),
+            ]
         else:
-            ids = [FieldMapping(target="Xero_Bill_ID", source="InvoiceID"),
-                   FieldMapping(target="Xero_Number", source="InvoiceNumber")]
-        return ids + [FieldMapping(target="Xero_Status", source="Status"),
-                      FieldMapping(target="Xero_Sync_Status", source="_sync_status")]
+            ids = [
+                FieldMapping(target="Xero_Bill_ID", source="InvoiceID"),
+                FieldMapping(target="Xero_Number", source="InvoiceNumber"),
+            ]
+        return ids + [
+            FieldMapping(target="Xero_Status", source="Status"),
+            FieldMapping(target="Xero_Sync_Status", source="_sync_status"),
+        ]
     return [
         FieldMapping(target="Xero_Invoice_ID", source="InvoiceID"),
         FieldMapping(target=org.numbering.xero_number_field, source="InvoiceNumber"),
@@ -161,8 +198,16 @@ def _builtins(org: OrgConfig, module: str, entity: str) -> list[FieldMapping]:
     ]
 
 
-def _fit(ctx: Ctx, module: str, z: str, record: dict[str, Any], ref: ReferenceData,
-         rejects: list[Reject], skip: tuple[str, ...] = (), creating: bool = False) -> bool:
+def _fit(
+    ctx: Ctx,
+    module: str,
+    z: str,
+    record: dict[str, Any],
+    ref: ReferenceData,
+    rejects: list[Reject],
+    skip: tuple[str, ...] = (),
+    creating: bool = False,
+) -> bool:
     """Check targets exist in the live Zoho fields and trim text to their length; on create, the
     module's mandatory fields must be filled. False = blocked."""
     fields = ref.zoho_field_map.get(module)
@@ -171,8 +216,11 @@ def _fit(ctx: Ctx, module: str, z: str, record: dict[str, Any], ref: ReferenceDa
     if creating:
         for f in fields.values():
             if f.system_mandatory and not present(record.get(f.api_name)):
-                section = "contacts_to_zoho" if module in ("Accounts", "Vendors", "Contacts") else (
-                    "invoices_to_zoho")
+                section = (
+                    "contacts_to_zoho"
+                    if module in ("Accounts", "Vendors", "Contacts")
+                    else ("invoices_to_zoho")
+                )
                 rejects.append(ctx.reject("field.required", z, field=f.api_name, key=f"fields.{section}"))
                 return False
     for key in list(record):
@@ -185,20 +233,43 @@ def _fit(ctx: Ctx, module: str, z: str, record: dict[str, Any], ref: ReferenceDa
         v = record[key]
         if f.data_type == "picklist" and f.picklist and present(v) and v not in f.picklist:
             # Nothing picklist-like is hard-coded: a value the live picklist lacks is not written.
-            section = "contacts_to_zoho" if module in ("Accounts", "Vendors", "Contacts") else "invoices_to_zoho"
-            rejects.append(ctx.reject("zoho.picklist_value", z, field=key, value=v, key=f"fields.{section}",
-                                      choices=", ".join(f.picklist)))
+            section = (
+                "contacts_to_zoho" if module in ("Accounts", "Vendors", "Contacts") else "invoices_to_zoho"
+            )
+            rejects.append(
+                ctx.reject(
+                    "zoho.picklist_value",
+                    z,
+                    field=key,
+                    value=v,
+                    key=f"fields.{section}",
+                    choices=", ".join(f.picklist),
+                )
+            )
             del record[key]
             continue
-        if isinstance(v, str) and f.length and len(v) > f.length and f.data_type in (
-                "text", "textarea", "website", "email", "phone", None):
+        if (
+            isinstance(v, str)
+            and f.length
+            and len(v) > f.length
+            and f.data_type in ("text", "textarea", "website", "email", "phone", None)
+        ):
             record[key] = v[: max(f.length - 1, 0)] + "…"
     return True
 
 
-def _reverse_status(ctx: Ctx, org: OrgConfig, ref: ReferenceData, module: str, section: str, z: str,
-                    xero_status: str | None, current: str | None, rejects: list[Reject],
-                    creating: bool = False) -> str | None:
+def _reverse_status(
+    ctx: Ctx,
+    org: OrgConfig,
+    ref: ReferenceData,
+    module: str,
+    section: str,
+    z: str,
+    xero_status: str | None,
+    current: str | None,
+    rejects: list[Reject],
+    creating: bool = False,
+) -> str | None:
     """Zoho Status to write, or None: mapped, in the live picklist, and not already equivalent.
 
     On an update the record's current Zoho status must be known (``zoho_status``): without it the
@@ -210,26 +281,37 @@ def _reverse_status(ctx: Ctx, org: OrgConfig, ref: ReferenceData, module: str, s
     wanted = smap.to_zoho.get(xero_status)  # type: ignore[call-overload]
     if wanted is None or wanted == current:
         return None
-    if current is not None and (smap.to_xero.get(current) == xero_status or (
-            current in smap.cancel and xero_status in ("VOIDED", "DELETED"))):
+    if current is not None and (
+        smap.to_xero.get(current) == xero_status
+        or (current in smap.cancel and xero_status in ("VOIDED", "DELETED"))
+    ):
         return None  # Zoho's status already stands for Xero's: don't overwrite the user's choice
     live = ref.picklist(module, "Status")
     if live is not None and wanted not in live:
         key = f"status.{section}.to_zoho.{xero_status}"
-        rejects.append(ctx.reject("zoho.picklist_value", z, field="Status", value=wanted, key=key,
-                                  choices=", ".join(live)))
+        rejects.append(
+            ctx.reject(
+                "zoho.picklist_value", z, field="Status", value=wanted, key=key, choices=", ".join(live)
+            )
+        )
         return None
     return wanted
 
 
-def writeback_documents(xero_docs: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: ReferenceData,
-                        links: Mapping[str, str], module: DocModule = "Invoices",
-                        zoho_status: Mapping[str, str] | None = None,
-                        online_urls: Mapping[str, str] | None = None,
-                        payments: Sequence[Mapping[str, Any]] = (),
-                        credit_notes: Sequence[Mapping[str, Any]] = (),
-                        written_hashes: Mapping[str, str] | None = None,
-                        now: datetime | None = None) -> ZohoWriteResult:
+def writeback_documents(
+    xero_docs: Sequence[Mapping[str, Any]],
+    *,
+    org: OrgConfig,
+    ref: ReferenceData,
+    links: Mapping[str, str],
+    module: DocModule = "Invoices",
+    zoho_status: Mapping[str, str] | None = None,
+    online_urls: Mapping[str, str] | None = None,
+    payments: Sequence[Mapping[str, Any]] = (),
+    credit_notes: Sequence[Mapping[str, Any]] = (),
+    written_hashes: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> ZohoWriteResult:
     """Xero invoices/bills/POs (as GET returns them) -> Zoho updates for their linked records.
 
     ``links``: Xero id (InvoiceID / PurchaseOrderID) -> Zoho id. ``zoho_status``: Zoho id -> its
@@ -239,12 +321,14 @@ def writeback_documents(xero_docs: Sequence[Mapping[str, Any]], *, org: OrgConfi
     result = ZohoWriteResult(module=module)
     if not xero_docs:
         return result
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     zoho_status = dict(zoho_status or {})
     online_urls = dict(online_urls or {})
     written = dict(written_hashes or {})
     section = "purchase_orders" if module == "Purchase_Orders" else "invoices"
-    custom = org.fields.purchase_orders_to_zoho if module == "Purchase_Orders" else org.fields.invoices_to_zoho
+    custom = (
+        org.fields.purchase_orders_to_zoho if module == "Purchase_Orders" else org.fields.invoices_to_zoho
+    )
     entity = "PurchaseOrders" if "PurchaseOrderID" in xero_docs[0] else "Invoices"
     id_field = "PurchaseOrderID" if entity == "PurchaseOrders" else "InvoiceID"
     ctx = Ctx(org=org, ref=ref, module=module, doc_type="ZOHO")
@@ -265,8 +349,9 @@ def writeback_documents(xero_docs: Sequence[Mapping[str, Any]], *, org: OrgConfi
         record: dict[str, Any] = {"id": z}
         for k, v in row.items():
             record[k] = v.item() if isinstance(v, np.generic) else v
-        status = _reverse_status(ctx, org, ref, module, section, z, d.get("Status"), zoho_status.get(z),
-                                 result.rejects)
+        status = _reverse_status(
+            ctx, org, ref, module, section, z, d.get("Status"), zoho_status.get(z), result.rejects
+        )
         if status is not None:
             record["Status"] = status
         if not _fit(ctx, module, z, record, ref, result.rejects):
@@ -276,7 +361,10 @@ def writeback_documents(xero_docs: Sequence[Mapping[str, Any]], *, org: OrgConfi
             result.unchanged.append(ZohoWrite(module, "unchanged", z, d[id_field], record, digest))
             continue
         record["Xero_Last_Synced"] = stamp
-        if ref.zoho_field_map.get(module) is not None and "Xero_Last_Synced" not in ref.zoho_field_map[module]:
+        if (
+            ref.zoho_field_map.get(module) is not None
+            and "Xero_Last_Synced" not in ref.zoho_field_map[module]
+        ):
             record.pop("Xero_Last_Synced")
         result.writes.append(ZohoWrite(module, "update", z, d[id_field], record, digest))
     return result
@@ -285,8 +373,13 @@ def writeback_documents(xero_docs: Sequence[Mapping[str, Any]], *, org: OrgConfi
 LOCK_TEXT = {"lock.paid": "locked-paid", "lock.part_paid": "locked-part-paid"}
 
 
-def writeback_rejects(rejects: Iterable[Reject], *, org: OrgConfig, ref: ReferenceData,
-                      written_hashes: Mapping[str, str] | None = None) -> list[ZohoWriteResult]:
+def writeback_rejects(
+    rejects: Iterable[Reject],
+    *,
+    org: OrgConfig,
+    ref: ReferenceData,
+    written_hashes: Mapping[str, str] | None = None,
+) -> list[ZohoWriteResult]:
     """``Xero_Sync_Status`` for records not pushed: locked-paid / locked-part-paid / "rejected: <reason>".
 
     One result per Zoho module that has the field; the first blocking reject per record wins.
@@ -325,31 +418,44 @@ def writeback_rejects(rejects: Iterable[Reject], *, org: OrgConfig, ref: Referen
 
 
 def _account_builtins() -> list[FieldMapping]:
-    m = [FieldMapping(target="Account_Name", source="Name", transforms=["trim"]),
-         FieldMapping(target="Phone", source="Phones.DEFAULT.PhoneNumber", transforms=["trim"]),
-         FieldMapping(target="Website", source="Website", transforms=["trim"]),
-         FieldMapping(target="Xero_Contact_ID", source="ContactID")]
+    m = [
+        FieldMapping(target="Account_Name", source="Name", transforms=["trim"]),
+        FieldMapping(target="Phone", source="Phones.DEFAULT.PhoneNumber", transforms=["trim"]),
+        FieldMapping(target="Website", source="Website", transforms=["trim"]),
+        FieldMapping(target="Xero_Contact_ID", source="ContactID"),
+    ]
     for prefix, kind in (("Billing", "POBOX"), ("Shipping", "STREET")):
-        for zoho, xero in zip(("Street", "City", "State", "Code", "Country"),
-                              ("AddressLine1", "City", "Region", "PostalCode", "Country")):
-            m.append(FieldMapping(target=f"{prefix}_{zoho}", source=f"Addresses.{kind}.{xero}", transforms=["trim"]))
+        for zoho, xero in zip(
+            ("Street", "City", "State", "Code", "Country"),
+            ("AddressLine1", "City", "Region", "PostalCode", "Country"),
+        ):
+            m.append(
+                FieldMapping(
+                    target=f"{prefix}_{zoho}", source=f"Addresses.{kind}.{xero}", transforms=["trim"]
+                )
+            )
     return m
 
 
 def _vendor_builtins() -> list[FieldMapping]:
-    m = [FieldMapping(target="Vendor_Name", source="Name", transforms=["trim"]),
-         FieldMapping(target="Email", source="EmailAddress", transforms=["trim"]),
-         FieldMapping(target="Phone", source="Phones.DEFAULT.PhoneNumber", transforms=["trim"]),
-         FieldMapping(target="Website", source="Website", transforms=["trim"]),
-         FieldMapping(target="Xero_Contact_ID", source="ContactID")]
-    for zoho, xero in zip(("Street", "City", "State", "Zip_Code", "Country"),
-                          ("AddressLine1", "City", "Region", "PostalCode", "Country")):
+    m = [
+        FieldMapping(target="Vendor_Name", source="Name", transforms=["trim"]),
+        FieldMapping(target="Email", source="EmailAddress", transforms=["trim"]),
+        FieldMapping(target="Phone", source="Phones.DEFAULT.PhoneNumber", transforms=["trim"]),
+        FieldMapping(target="Website", source="Website", transforms=["trim"]),
+        FieldMapping(target="Xero_Contact_ID", source="ContactID"),
+    ]
+    for zoho, xero in zip(
+        ("Street", "City", "State", "Zip_Code", "Country"),
+        ("AddressLine1", "City", "Region", "PostalCode", "Country"),
+    ):
         m.append(FieldMapping(target=zoho, source=f"Addresses.POBOX.{xero}", transforms=["trim"]))
     return m
 
 
-def xero_contacts_to_zoho(xero_contacts: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: ReferenceData,
-                          linked: Iterable[str]) -> list[ZohoWriteResult]:
+def xero_contacts_to_zoho(
+    xero_contacts: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: ReferenceData, linked: Iterable[str]
+) -> list[ZohoWriteResult]:
     """Contacts created in Xero (ACTIVE, unlinked, no ContactNumber) -> new Zoho Accounts / Vendors.
 
     Suppliers only (IsSupplier and not IsCustomer) go to Vendors when ``modules.vendors`` syncs
@@ -357,10 +463,17 @@ def xero_contacts_to_zoho(xero_contacts: Sequence[Mapping[str, Any]], *, org: Or
     """
     linked = set(linked)
     out = []
-    fresh = [c for c in xero_contacts if c.get("ContactID") not in linked and not c.get("ContactNumber")
-             and (c.get("ContactStatus") or "ACTIVE") == "ACTIVE"]
-    groups = {"Vendors": [c for c in fresh if c.get("IsSupplier") and not c.get("IsCustomer")],
-              "Accounts": [c for c in fresh if not (c.get("IsSupplier") and not c.get("IsCustomer"))]}
+    fresh = [
+        c
+        for c in xero_contacts
+        if c.get("ContactID") not in linked
+        and not c.get("ContactNumber")
+        and (c.get("ContactStatus") or "ACTIVE") == "ACTIVE"
+    ]
+    groups = {
+        "Vendors": [c for c in fresh if c.get("IsSupplier") and not c.get("IsCustomer")],
+        "Accounts": [c for c in fresh if not (c.get("IsSupplier") and not c.get("IsCustomer"))],
+    }
     for module, items in groups.items():
         setting = org.modules.vendors if module == "Vendors" else org.modules.contacts
         res = ZohoWriteResult(module=module)
@@ -371,8 +484,13 @@ def xero_contacts_to_zoho(xero_contacts: Sequence[Mapping[str, Any]], *, org: Or
         maps = resolve(builtins, org.fields.contacts_to_zoho, "contacts_to_zoho")
         F = xero_frame(items)
         mapped, _ = apply(F, maps)
-        ctx = Ctx(org=org, ref=ref, module=module, doc_type="ZOHO",
-                  numbers={c["ContactID"]: c.get("Name") for c in items})
+        ctx = Ctx(
+            org=org,
+            ref=ref,
+            module=module,
+            doc_type="ZOHO",
+            numbers={c["ContactID"]: c.get("Name") for c in items},
+        )
         name_field = "Vendor_Name" if module == "Vendors" else "Account_Name"
         for c, row in zip(items, mapped.astype(object).where(mapped.notna(), None).to_dict("records")):
             xid = c["ContactID"]
@@ -386,8 +504,13 @@ def xero_contacts_to_zoho(xero_contacts: Sequence[Mapping[str, Any]], *, org: Or
     return out
 
 
-def xero_contact_people_to_zoho(xero_contacts: Sequence[Mapping[str, Any]], *, org: OrgConfig,
-                                ref: ReferenceData, account_links: Mapping[str, str]) -> ZohoWriteResult:
+def xero_contact_people_to_zoho(
+    xero_contacts: Sequence[Mapping[str, Any]],
+    *,
+    org: OrgConfig,
+    ref: ReferenceData,
+    account_links: Mapping[str, str],
+) -> ZohoWriteResult:
     """The person on each new Xero contact -> a Zoho Contact under its (just created) Account.
 
     ``account_links``: Xero ContactID -> Zoho Account id (call after the Accounts exist).
@@ -399,10 +522,13 @@ def xero_contact_people_to_zoho(xero_contacts: Sequence[Mapping[str, Any]], *, o
         account = account_links.get(xid)
         if account is None or not (c.get("FirstName") or c.get("LastName") or c.get("EmailAddress")):
             continue
-        record = {"Last_Name": (c.get("LastName") or c.get("Name") or "").strip(),
-                  "First_Name": (c.get("FirstName") or "").strip() or None,
-                  "Email": (c.get("EmailAddress") or "").strip() or None,
-                  "Account_Name": {"id": account}, "Xero_Contact_ID": xid}
+        record = {
+            "Last_Name": (c.get("LastName") or c.get("Name") or "").strip(),
+            "First_Name": (c.get("FirstName") or "").strip() or None,
+            "Email": (c.get("EmailAddress") or "").strip() or None,
+            "Account_Name": {"id": account},
+            "Xero_Contact_ID": xid,
+        }
         record = {k: v for k, v in record.items() if v}
         if not _fit(ctx, "Contacts", xid, record, ref, res.rejects, creating=True):
             continue
@@ -410,9 +536,15 @@ def xero_contact_people_to_zoho(xero_contacts: Sequence[Mapping[str, Any]], *, o
     return res
 
 
-def xero_invoices_to_zoho(xero_invoices: Sequence[Mapping[str, Any]], *, org: OrgConfig, ref: ReferenceData,
-                          linked: Iterable[str], contact_links: Mapping[str, str],
-                          item_links: Mapping[str, str]) -> ZohoWriteResult:
+def xero_invoices_to_zoho(
+    xero_invoices: Sequence[Mapping[str, Any]],
+    *,
+    org: OrgConfig,
+    ref: ReferenceData,
+    linked: Iterable[str],
+    contact_links: Mapping[str, str],
+    item_links: Mapping[str, str],
+) -> ZohoWriteResult:
     """ACCREC invoices created in Xero -> new Zoho Invoices (Xero's number in its own field).
 
     ``contact_links``: Xero ContactID -> Zoho Account id; ``item_links``: Xero ItemCode -> Zoho
@@ -423,24 +555,36 @@ def xero_invoices_to_zoho(xero_invoices: Sequence[Mapping[str, Any]], *, org: Or
     if not setting.enabled or setting.direction not in ("to-zoho", "both"):
         return res
     linked = set(linked)
-    docs = [d for d in xero_invoices if d.get("Type") == "ACCREC" and d.get("InvoiceID") not in linked
-            and d.get("Status") not in ("DELETED", "VOIDED")]
+    docs = [
+        d
+        for d in xero_invoices
+        if d.get("Type") == "ACCREC"
+        and d.get("InvoiceID") not in linked
+        and d.get("Status") not in ("DELETED", "VOIDED")
+    ]
     if org.sync_from is not None:
         docs = [d for d in docs if (parse_xero_date(d.get("Date")) or org.sync_from) >= org.sync_from]
     if not docs:
         return res
-    ctx = Ctx(org=org, ref=ref, module="Invoices", doc_type="ZOHO",
-              numbers={d["InvoiceID"]: d.get("InvoiceNumber") for d in docs})
+    ctx = Ctx(
+        org=org,
+        ref=ref,
+        module="Invoices",
+        doc_type="ZOHO",
+        numbers={d["InvoiceID"]: d.get("InvoiceNumber") for d in docs},
+    )
     reverse_tax: dict[str, str] = {}
     for name in sorted(org.tax.map):
         reverse_tax.setdefault(org.tax.map[name], name)
     rates = {t.TaxType: t.rate for t in ref.tax_rates}
-    builtins = [FieldMapping(target="Subject", source=["Reference", "InvoiceNumber"], transforms=["trim"]),
-                FieldMapping(target="Invoice_Date", source="Date"),
-                FieldMapping(target="Due_Date", source="DueDate"),
-                FieldMapping(target="Currency", source="CurrencyCode"),
-                FieldMapping(target="Xero_Invoice_ID", source="InvoiceID"),
-                FieldMapping(target=org.numbering.xero_number_field, source="InvoiceNumber")]
+    builtins = [
+        FieldMapping(target="Subject", source=["Reference", "InvoiceNumber"], transforms=["trim"]),
+        FieldMapping(target="Invoice_Date", source="Date"),
+        FieldMapping(target="Due_Date", source="DueDate"),
+        FieldMapping(target="Currency", source="CurrencyCode"),
+        FieldMapping(target="Xero_Invoice_ID", source="InvoiceID"),
+        FieldMapping(target=org.numbering.xero_number_field, source="InvoiceNumber"),
+    ]
     maps = resolve(builtins, org.fields.invoices_to_zoho, "invoices_to_zoho")
     F = xero_frame(docs)
     mapped, _ = apply(F, maps)
@@ -450,8 +594,14 @@ def xero_invoices_to_zoho(xero_invoices: Sequence[Mapping[str, Any]], *, org: Or
         contact = (d.get("Contact") or {}).get("ContactID")
         account = contact_links.get(contact)
         if account is None:
-            res.rejects.append(ctx.reject("zoho.contact_missing", xid, field="Account_Name",
-                                          value=(d.get("Contact") or {}).get("Name") or contact))
+            res.rejects.append(
+                ctx.reject(
+                    "zoho.contact_missing",
+                    xid,
+                    field="Account_Name",
+                    value=(d.get("Contact") or {}).get("Name") or contact,
+                )
+            )
             continue
         lines, ok = [], True
         inclusive = d.get("LineAmountTypes") == "Inclusive"
@@ -460,8 +610,15 @@ def xero_invoices_to_zoho(xero_invoices: Sequence[Mapping[str, Any]], *, org: Or
             product = item_links.get(code) if code else None
             product = product or org.zoho.fallback_product_id
             if product is None:
-                res.rejects.append(ctx.reject("zoho.product_missing", xid, field="Invoiced_Items", line=i + 1,
-                                              value=li.get("Description") or code or ""))
+                res.rejects.append(
+                    ctx.reject(
+                        "zoho.product_missing",
+                        xid,
+                        field="Invoiced_Items",
+                        line=i + 1,
+                        value=li.get("Description") or code or "",
+                    )
+                )
                 ok = False
                 break
             tax_type = li.get("TaxType")
@@ -469,20 +626,33 @@ def xero_invoices_to_zoho(xero_invoices: Sequence[Mapping[str, Any]], *, org: Or
             unit = Decimal(str(li.get("UnitAmount") or 0))
             if inclusive and rate:
                 unit = (unit * 100 / (100 + rate)).quantize(Decimal("0.0001"))
-            row_out: dict[str, Any] = {"Product_Name": {"id": product}, "Quantity": float(li.get("Quantity") or 0),
-                                       "List_Price": float(unit)}
+            row_out: dict[str, Any] = {
+                "Product_Name": {"id": product},
+                "Quantity": float(li.get("Quantity") or 0),
+                "List_Price": float(unit),
+            }
             if li.get("Description"):
                 row_out["Description"] = li["Description"]
             if li.get("DiscountAmount"):
                 row_out["Discount"] = float(li["DiscountAmount"])
             elif li.get("DiscountRate"):
                 gross = Decimal(str(li.get("Quantity") or 0)) * unit
-                row_out["Discount"] = float(money.decimal_round2(gross * Decimal(str(li["DiscountRate"])) / 100))
+                row_out["Discount"] = float(
+                    money.decimal_round2(gross * Decimal(str(li["DiscountRate"])) / 100)
+                )
             if tax_type and rate:
                 name = reverse_tax.get(tax_type)
                 if name is None:
-                    res.rejects.append(ctx.reject("tax.reverse_unmapped", xid, field="Line_Tax", line=i + 1,
-                                                  value=tax_type, key="tax.map"))
+                    res.rejects.append(
+                        ctx.reject(
+                            "tax.reverse_unmapped",
+                            xid,
+                            field="Line_Tax",
+                            line=i + 1,
+                            value=tax_type,
+                            key="tax.map",
+                        )
+                    )
                     ok = False
                     break
                 row_out["Line_Tax"] = [{"name": name, "percentage": float(rate)}]
@@ -491,15 +661,22 @@ def xero_invoices_to_zoho(xero_invoices: Sequence[Mapping[str, Any]], *, org: Or
             continue
         record = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items() if present(v)}
         record["Account_Name"] = {"id": account}
-        status = _reverse_status(ctx, org, ref, "Invoices", "invoices", xid, d.get("Status"), None, res.rejects,
-                                 creating=True)
+        status = _reverse_status(
+            ctx, org, ref, "Invoices", "invoices", xid, d.get("Status"), None, res.rejects, creating=True
+        )
         if status is not None:
             record["Status"] = status
         record["Invoiced_Items"] = lines
-        if not _fit(ctx, "Invoices", xid, record, ref, res.rejects, skip=("Account_Name", "Invoiced_Items"),
-                    creating=True):
+        if not _fit(
+            ctx,
+            "Invoices",
+            xid,
+            record,
+            ref,
+            res.rejects,
+            skip=("Account_Name", "Invoiced_Items"),
+            creating=True,
+        ):
             continue
         res.writes.append(ZohoWrite("Invoices", "create", None, xid, record, content_hash(record)))
     return res
-
-

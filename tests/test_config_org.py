@@ -15,8 +15,13 @@ from tests.test_mappings_data import demo_org
 from zxsync.settings import REPO_ROOT, get_settings
 
 DEMO_UNIVERSE = (REPO_ROOT / "docs" / "demo-universe.md").read_text()
-MINIMAL = {"slug": "acme", "name": "Acme", "timezone": "Australia/Sydney",
-           "xero": {"connection": "acme-xero"}, "zoho": {"connection": "acme-zoho"}}
+MINIMAL = {
+    "slug": "acme",
+    "name": "Acme",
+    "timezone": "Australia/Sydney",
+    "xero": {"connection": "acme-xero"},
+    "zoho": {"connection": "acme-zoho"},
+}
 
 
 @pytest.fixture
@@ -53,8 +58,12 @@ def test_demo_org_matches_the_demo_universe() -> None:
     # GBP is not sent anywhere Xero has it enabled; the three enabled currencies are mapped.
     assert set(org.currency.map.values()) == {"NZD", "AUD", "USD"}
     # Account codes and names used exist in the demo chart of accounts.
-    codes = set(org.accounts.by_category.values()) | set(org.accounts.by_product_code.values()) | set(
-        org.accounts.purchases_by_category.values()) | {v for v in org.accounts.defaults.model_dump().values() if v}
+    codes = (
+        set(org.accounts.by_category.values())
+        | set(org.accounts.by_product_code.values())
+        | set(org.accounts.purchases_by_category.values())
+        | {v for v in org.accounts.defaults.model_dump().values() if v}
+    )
     for code in codes:
         assert re.search(rf"\b{code} [A-Z]", DEMO_UNIVERSE), code
     for theme in [org.branding.default] + [r.theme for r in org.branding.rules]:
@@ -67,17 +76,26 @@ def test_demo_org_matches_the_demo_universe() -> None:
     assert org.sync_from is not None and org.retention_days == 30
     assert org.modules.purchase_orders.target == "bill" and org.status.purchase_orders.to_xero
     assert org.status.invoices.to_zoho and org.tax.by_rate and org.tax.purchases_map
-    assert org.branding.default and any(r.equals for r in org.branding.rules) and any(r.in_ for r in org.branding.rules)
-    kinds = {type(t).__name__ if not isinstance(t, str) else t
-             for section in ("contacts", "vendors", "products", "invoices", "invoices_to_zoho", "contacts_to_zoho")
-             for m in getattr(org.fields, section) for t in m.transforms}
+    assert (
+        org.branding.default
+        and any(r.equals for r in org.branding.rules)
+        and any(r.in_ for r in org.branding.rules)
+    )
+    kinds = {
+        type(t).__name__ if not isinstance(t, str) else t
+        for section in ("contacts", "vendors", "products", "invoices", "invoices_to_zoho", "contacts_to_zoho")
+        for m in getattr(org.fields, section)
+        for t in m.transforms
+    }
     assert {"trim", "lower", "LookupTransform", "TruncateTransform", "DateTransform"} <= kinds
     assert any(m.template for m in org.fields.products)
     assert any(isinstance(m.source, list) for m in org.fields.invoices)
     assert org.fields.invoices_to_zoho and org.fields.contacts_to_zoho
     assert org.accounts.by_product_code and org.accounts.by_category and org.accounts.defaults.invoices
     assert {t.level for t in org.tracking} == {"header", "line"}
-    assert all(getattr(org.header_amounts, n).policy == "line" for n in ("discount", "adjustment", "excise_duty"))
+    assert all(
+        getattr(org.header_amounts, n).policy == "line" for n in ("discount", "adjustment", "excise_duty")
+    )
     assert org.rounding.policy == "rounding_line"
     assert org.numbering.authority == "zoho" and "{Account_Number}" in org.contacts.name_clash_suffix
     assert org.conflicts.sales == "zoho" and org.conflicts.payments == "xero" and org.deletes.enabled is False
@@ -96,7 +114,9 @@ def test_load_org_and_registry_use_the_orgs_dir(orgs_dir: Path) -> None:
     assert org.deletes.enabled is False and org.retention_days == 30
 
 
-def test_default_registry_is_the_repository_orgs_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_default_registry_is_the_repository_orgs_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("ZX_ORGS_DIR", raising=False)
     monkeypatch.setenv("ZX_HOME", str(tmp_path))
     get_settings.cache_clear()
@@ -110,34 +130,69 @@ def test_default_registry_is_the_repository_orgs_folder(monkeypatch: pytest.Monk
 @pytest.mark.parametrize(
     "change, key, expected",
     [
-        ({"tax": {"map": {"GST 10%": 10}}}, "tax.map.'GST 10%'", "expected a Xero TaxType code (e.g. OUTPUT2), got 10"),
+        (
+            {"tax": {"map": {"GST 10%": 10}}},
+            "tax.map.'GST 10%'",
+            "expected a Xero TaxType code (e.g. OUTPUT2), got 10",
+        ),
         ({"slug": "Acme!"}, "slug", "expected lowercase letters"),
         ({"timezone": "Mars/Olympus"}, "timezone", "expected an IANA timezone"),
         ({"zoho": {"connection": "z", "data_centre": "uk"}}, "zoho.data_centre", "expected one of 'com'"),
         ({"schedules": ["0 7 * *"]}, "schedules[0]", "expected a cron expression"),
-        ({"modules": {"invoices": {"direction": "sideways"}}}, "modules.invoices.direction", "got 'sideways'"),
-        ({"status": {"invoices": {"to_xero": {"Approved": "APPROVED"}}}}, "status.invoices.to_xero.Approved",
-         "expected one of 'DRAFT', 'SUBMITTED' or 'AUTHORISED', got 'APPROVED'"),
+        (
+            {"modules": {"invoices": {"direction": "sideways"}}},
+            "modules.invoices.direction",
+            "got 'sideways'",
+        ),
+        (
+            {"status": {"invoices": {"to_xero": {"Approved": "APPROVED"}}}},
+            "status.invoices.to_xero.Approved",
+            "expected one of 'DRAFT', 'SUBMITTED' or 'AUTHORISED', got 'APPROVED'",
+        ),
         ({"accounts": {"by_category": {"Hardware": 200}}}, "accounts.by_category.Hardware", "quoted text"),
         ({"currency": {"map": {"nzd": "NZD"}}}, "currency.map.nzd", "3-letter ISO currency code"),
         ({"rounding": {"tolerance": -1}}, "rounding.tolerance", "greater than or equal to 0"),
-        ({"fields": {"invoices": [{"target": "Referense", "source": "Subject"}]}}, "fields.invoices[0].target",
-         "expected a writable Xero field"),
-        ({"fields": {"contacts": [{"target": "Name", "source": "A", "transforms": [{"date": "dd/mm"}]}]}},
-         "fields.contacts[0].transforms[0].date", "strftime format"),
-        ({"fields": {"contacts": [{"target": "Name", "transforms": ["trim"]}]}}, "fields.contacts[0]",
-         "exactly one of source, template or value"),
+        (
+            {"fields": {"invoices": [{"target": "Referense", "source": "Subject"}]}},
+            "fields.invoices[0].target",
+            "expected a writable Xero field",
+        ),
+        (
+            {"fields": {"contacts": [{"target": "Name", "source": "A", "transforms": [{"date": "dd/mm"}]}]}},
+            "fields.contacts[0].transforms[0].date",
+            "strftime format",
+        ),
+        (
+            {"fields": {"contacts": [{"target": "Name", "transforms": ["trim"]}]}},
+            "fields.contacts[0]",
+            "exactly one of source, template or value",
+        ),
         ({"contacts": {"match_order": ["email", "link"]}}, "contacts.match_order", "'link' first"),
-        ({"tracking": [{"category": c, "source": "X"} for c in ("A", "B", "C")]}, "",
-         "at most 2 categories per line"),
+        (
+            {"tracking": [{"category": c, "source": "X"} for c in ("A", "B", "C")]},
+            "",
+            "at most 2 categories per line",
+        ),
         ({"header_amounts": {"adjustment": {"policy": "line"}}}, "header_amounts", "adjustment.account"),
         ({"client_secret": "hunter2"}, "client_secret", "unknown key"),
-        ({"modules": {"quotes": {"enabled": True, "direction": "both"}}}, "modules", "quotes: expected direction to-xero"),
-        ({"modules": {"purchase_orders": {"target": "bill"}},
-          "status": {"purchase_orders": {"to_xero": {"Delivered": "BILLED"}}}}, "", "for bills"),
+        (
+            {"modules": {"quotes": {"enabled": True, "direction": "both"}}},
+            "modules",
+            "quotes: expected direction to-xero",
+        ),
+        (
+            {
+                "modules": {"purchase_orders": {"target": "bill"}},
+                "status": {"purchase_orders": {"to_xero": {"Delivered": "BILLED"}}},
+            },
+            "",
+            "for bills",
+        ),
     ],
 )
-def test_invalid_config_names_file_key_and_expectation(orgs_dir: Path, change: dict, key: str, expected: str) -> None:
+def test_invalid_config_names_file_key_and_expectation(
+    orgs_dir: Path, change: dict, key: str, expected: str
+) -> None:
     data = {**MINIMAL, **change}
     write(orgs_dir, "acme", data if "slug" not in change else {**data})
     path_slug = "acme"
@@ -153,8 +208,13 @@ def test_invalid_config_names_file_key_and_expectation(orgs_dir: Path, change: d
 def test_the_example_message_of_the_brief() -> None:
     with pytest.raises(ConfigError) as err:
         parse_org({**MINIMAL, "tax": {"map": {"GST 10%": 10}}}, "orgs/acme.yaml")
-    assert str(err.value) == "orgs/acme.yaml: tax.map.'GST 10%': expected a Xero TaxType code (e.g. OUTPUT2), got 10"
-    assert err.value.problems == [("tax.map.'GST 10%'", "expected a Xero TaxType code (e.g. OUTPUT2), got 10")]
+    assert (
+        str(err.value)
+        == "orgs/acme.yaml: tax.map.'GST 10%': expected a Xero TaxType code (e.g. OUTPUT2), got 10"
+    )
+    assert err.value.problems == [
+        ("tax.map.'GST 10%'", "expected a Xero TaxType code (e.g. OUTPUT2), got 10")
+    ]
 
 
 def test_yaml_syntax_errors_and_slug_mismatch(orgs_dir: Path) -> None:
@@ -162,7 +222,9 @@ def test_yaml_syntax_errors_and_slug_mismatch(orgs_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"broken\.yaml: line \d+, column \d+: not valid YAML"):
         load_org("broken")
     write(orgs_dir, "other", MINIMAL)
-    with pytest.raises(ConfigError, match=r"other\.yaml: slug: expected 'other' \(the file name\), got 'acme'"):
+    with pytest.raises(
+        ConfigError, match=r"other\.yaml: slug: expected 'other' \(the file name\), got 'acme'"
+    ):
         load_org("other")
     with pytest.raises(ConfigError, match="no such org"):
         load_org("missing")
@@ -194,10 +256,21 @@ def test_only_credential_names_are_stored() -> None:
 
 
 def test_record_url_per_data_centre() -> None:
-    org = parse_org({**MINIMAL, "zoho": {"connection": "z", "data_centre": "zohocloud.ca", "org_id": "123"}}, "x")
+    org = parse_org(
+        {**MINIMAL, "zoho": {"connection": "z", "data_centre": "zohocloud.ca", "org_id": "123"}}, "x"
+    )
     assert org.record_url("Invoices", "42") == "https://crm.zohocloud.ca/crm/org123/tab/Invoices/42"
-    org = parse_org({**MINIMAL, "zoho": {"connection": "z", "data_centre": "eu",
-                                         "record_url": "http://127.0.0.1:8702/crm/{module}/{id}"}}, "x")
+    org = parse_org(
+        {
+            **MINIMAL,
+            "zoho": {
+                "connection": "z",
+                "data_centre": "eu",
+                "record_url": "http://127.0.0.1:8702/crm/{module}/{id}",
+            },
+        },
+        "x",
+    )
     assert org.record_url("Invoices", "42") == "http://127.0.0.1:8702/crm/Invoices/42"
     with pytest.raises(ConfigError, match="zoho.record_url"):
         parse_org({**MINIMAL, "zoho": {"connection": "z", "record_url": "http://x/{nope}"}}, "x")

@@ -19,64 +19,125 @@ from tests.test_mappings_data import (
     zoho_vendor,
 )
 
-XERO_WITH_PEOPLE = {"Contacts": XERO_CONTACTS["Contacts"] + [
-    {"ContactID": "xc-num", "Name": "Numbered Ltd", "ContactNumber": "acc-010", "ContactStatus": "ACTIVE"},
-    {"ContactID": "xc-mail", "Name": "Mail Match Ltd", "EmailAddress": "Ap@Beta.example.com", "ContactStatus": "ACTIVE"},
-    {"ContactID": "xc-name", "Name": "Gamma  Industries, Ltd", "ContactStatus": "ACTIVE"},
-    {"ContactID": "xc-other", "Name": "Delta Ltd", "ContactNumber": "acc-999", "ContactStatus": "ACTIVE"},
-    {"ContactID": "xc-arch", "Name": "Epsilon Ltd", "ContactStatus": "ARCHIVED"},
-]}
+XERO_WITH_PEOPLE = {
+    "Contacts": XERO_CONTACTS["Contacts"]
+    + [
+        {
+            "ContactID": "xc-num",
+            "Name": "Numbered Ltd",
+            "ContactNumber": "acc-010",
+            "ContactStatus": "ACTIVE",
+        },
+        {
+            "ContactID": "xc-mail",
+            "Name": "Mail Match Ltd",
+            "EmailAddress": "Ap@Beta.example.com",
+            "ContactStatus": "ACTIVE",
+        },
+        {"ContactID": "xc-name", "Name": "Gamma  Industries, Ltd", "ContactStatus": "ACTIVE"},
+        {"ContactID": "xc-other", "Name": "Delta Ltd", "ContactNumber": "acc-999", "ContactStatus": "ACTIVE"},
+        {"ContactID": "xc-arch", "Name": "Epsilon Ltd", "ContactStatus": "ARCHIVED"},
+    ]
+}
 
 
 def test_account_and_primary_contact_to_xero_contact() -> None:
-    accounts = [zoho_account("4150868000000101001", "Acme Ltd", Shipping_Street="9 Dock Rd", Shipping_City="Napier",
-                             Fax="+64 9 555 0199")]
-    contacts = [zoho_contact("c2", "4150868000000101001", "Ann", "Smith", "ann@acme.example.com",
-                             created="2025-03-01T09:00:00+13:00"),
-                zoho_contact("c1", "4150868000000101001", "Bob", "Jones", "bob@acme.example.com",
-                             created="2025-02-01T09:00:00+13:00")]
+    accounts = [
+        zoho_account(
+            "4150868000000101001",
+            "Acme Ltd",
+            Shipping_Street="9 Dock Rd",
+            Shipping_City="Napier",
+            Fax="+64 9 555 0199",
+        )
+    ]
+    contacts = [
+        zoho_contact(
+            "c2",
+            "4150868000000101001",
+            "Ann",
+            "Smith",
+            "ann@acme.example.com",
+            created="2025-03-01T09:00:00+13:00",
+        ),
+        zoho_contact(
+            "c1",
+            "4150868000000101001",
+            "Bob",
+            "Jones",
+            "bob@acme.example.com",
+            created="2025-02-01T09:00:00+13:00",
+        ),
+    ]
     res = map_accounts(accounts, org=demo_org(), ref=demo_ref(), contacts=contacts)
     assert res.rejects == []
     (doc,) = res.documents
     assert doc.action == "create" and doc.entity == "Contacts" and doc.module == "Accounts"
     p = doc.payload
-    assert p["ContactNumber"] == "4150868000000101001" and doc.natural_key == {"ContactNumber": p["ContactNumber"]}
+    assert p["ContactNumber"] == "4150868000000101001" and doc.natural_key == {
+        "ContactNumber": p["ContactNumber"]
+    }
     assert (p["Name"], p["FirstName"], p["LastName"], p["EmailAddress"]) == (
-        "Acme Ltd", "Bob", "Jones", "bob@acme.example.com")  # the earliest Contact is the primary one
+        "Acme Ltd",
+        "Bob",
+        "Jones",
+        "bob@acme.example.com",
+    )  # the earliest Contact is the primary one
     assert p["Website"] == "www.example.co.nz"  # trim + lower from demo.yaml
     assert p["AccountNumber"] == "A001" and p["DefaultCurrency"] == "NZD"
     assert p["Addresses"] == [
-        {"AddressType": "POBOX", "AddressLine1": "1 Queen St", "City": "Auckland", "Region": "Auckland",
-         "PostalCode": "1010", "Country": "New Zealand"},  # lookup NZ -> New Zealand from demo.yaml
-        {"AddressType": "STREET", "AddressLine1": "9 Dock Rd", "City": "Napier"}]
-    assert p["Phones"] == [{"PhoneType": "DEFAULT", "PhoneNumber": "+64 9 555 0100"},
-                           {"PhoneType": "MOBILE", "PhoneNumber": "+64 21 555 0100"},
-                           {"PhoneType": "FAX", "PhoneNumber": "+64 9 555 0199"}]
+        {
+            "AddressType": "POBOX",
+            "AddressLine1": "1 Queen St",
+            "City": "Auckland",
+            "Region": "Auckland",
+            "PostalCode": "1010",
+            "Country": "New Zealand",
+        },  # lookup NZ -> New Zealand from demo.yaml
+        {"AddressType": "STREET", "AddressLine1": "9 Dock Rd", "City": "Napier"},
+    ]
+    assert p["Phones"] == [
+        {"PhoneType": "DEFAULT", "PhoneNumber": "+64 9 555 0100"},
+        {"PhoneType": "MOBILE", "PhoneNumber": "+64 21 555 0100"},
+        {"PhoneType": "FAX", "PhoneNumber": "+64 9 555 0199"},
+    ]
 
 
 def test_primary_contact_from_a_lookup_field() -> None:
     org = org_with(contacts={"primary_contact": "Primary_Contact"})
     acc = zoho_account("acc-001", "Acme Ltd", Primary_Contact={"id": "c2", "name": "Ann Smith"})
-    contacts = [zoho_contact("c1", "acc-001", "Bob", "Jones", "bob@x.example.com", created="2020-01-01T00:00:00Z"),
-                zoho_contact("c2", "acc-001", "Ann", "Smith", "ann@x.example.com")]
+    contacts = [
+        zoho_contact("c1", "acc-001", "Bob", "Jones", "bob@x.example.com", created="2020-01-01T00:00:00Z"),
+        zoho_contact("c2", "acc-001", "Ann", "Smith", "ann@x.example.com"),
+    ]
     p = map_accounts([acc], org=org, ref=demo_ref(), contacts=contacts).documents[0].payload
     assert p["FirstName"] == "Ann"
 
 
 def test_vendor_to_supplier_contact() -> None:
-    res = map_vendors([zoho_vendor("v-77", "Parts Co", Website="HTTPS://Parts.example.com")], org=demo_org(),
-                      ref=demo_ref())
+    res = map_vendors(
+        [zoho_vendor("v-77", "Parts Co", Website="HTTPS://Parts.example.com")], org=demo_org(), ref=demo_ref()
+    )
     p = res.documents[0].payload
-    assert p["ContactNumber"] == "v-77" and p["Name"] == "Parts Co" and p["Website"] == "https://parts.example.com"
+    assert (
+        p["ContactNumber"] == "v-77"
+        and p["Name"] == "Parts Co"
+        and p["Website"] == "https://parts.example.com"
+    )
     assert p["Addresses"][0]["City"] == "Wellington" and p["EmailAddress"] == "accounts@v-77.example.com"
 
 
 def test_first_sync_matching_order() -> None:
     ref = ref_with(contacts=XERO_WITH_PEOPLE)
-    accounts = [zoho_account("acc-001", "Linked Ltd"), zoho_account("acc-010", "Renamed Numbered"),
-                zoho_account("acc-020", "Beta Ltd"), zoho_account("acc-030", "gamma industries ltd"),
-                zoho_account("acc-040", "Delta Ltd"), zoho_account("acc-050", "Epsilon Ltd"),
-                zoho_account("acc-060", "Brand New")]
+    accounts = [
+        zoho_account("acc-001", "Linked Ltd"),
+        zoho_account("acc-010", "Renamed Numbered"),
+        zoho_account("acc-020", "Beta Ltd"),
+        zoho_account("acc-030", "gamma industries ltd"),
+        zoho_account("acc-040", "Delta Ltd"),
+        zoho_account("acc-050", "Epsilon Ltd"),
+        zoho_account("acc-060", "Brand New"),
+    ]
     contacts = [zoho_contact("c20", "acc-020", "A", "P", "ap@beta.example.com")]
     links = {"acc-001": Link(xero_id="xc-linked")}
     res = map_accounts(accounts, org=demo_org(), ref=ref, contacts=contacts, links=links)
@@ -87,7 +148,10 @@ def test_first_sync_matching_order() -> None:
     assert got["acc-030"] == ("update", "xc-name", "name")  # punctuation/space/case-insensitive
     # Delta's Xero namesake belongs to another Zoho record (ContactNumber): a new contact, suffixed.
     assert got["acc-040"][0] == "create"
-    assert res.documents[[d.zoho_id for d in res.documents].index("acc-040")].payload["Name"] == "Delta Ltd (A040)"
+    assert (
+        res.documents[[d.zoho_id for d in res.documents].index("acc-040")].payload["Name"]
+        == "Delta Ltd (A040)"
+    )
     # An archived namesake is never matched by name; names only clash with ACTIVE contacts.
     assert got["acc-050"] == ("create", None, None)
     assert got["acc-060"] == ("create", None, None)
@@ -98,8 +162,17 @@ def test_first_sync_matching_order() -> None:
 
 
 def test_matching_order_is_configurable_and_ties_are_deterministic() -> None:
-    xero = pd.DataFrame([{"ContactID": "x1", "ContactNumber": None, "Name": "Same", "EmailAddress": None,
-                          "ContactStatus": "ACTIVE"}])
+    xero = pd.DataFrame(
+        [
+            {
+                "ContactID": "x1",
+                "ContactNumber": None,
+                "Name": "Same",
+                "EmailAddress": None,
+                "ContactStatus": "ACTIVE",
+            }
+        ]
+    )
     cands = pd.DataFrame({"zoho_id": ["z2", "z1"], "name": ["Same", "same"], "email": [None, None]})
     out = match_contacts(cands, xero, {}, ["link", "contact_number", "email", "name"]).set_index("zoho_id")
     assert out.loc["z1", "xero_id"] == "x1" and out.loc["z1", "matched_by"] == "name"
@@ -118,8 +191,14 @@ def test_name_clash_suffix_falls_back_to_the_id_tail_and_report_policy() -> None
     res = map_accounts([acc], org=org, ref=ref)
     assert res.documents == [] and [r.rule for r in res.rejects] == ["contact.name_clash"]
     # Two Zoho records with the same name in one page: the smaller id keeps it.
-    frame = pd.DataFrame({"zoho_id": ["b", "a"], "name": ["Twin", "Twin"], "xero_id": [None, None],
-                          "Account_Number": ["B1", "A1"]})
+    frame = pd.DataFrame(
+        {
+            "zoho_id": ["b", "a"],
+            "name": ["Twin", "Twin"],
+            "xero_id": [None, None],
+            "Account_Number": ["B1", "A1"],
+        }
+    )
     out = resolve_name_clashes(frame, ref.contacts_frame, "suffix", " ({Account_Number})")
     assert out["name"].tolist() == ["Twin (B1)", "Twin"] and not out["clash"].any()
 
@@ -127,8 +206,12 @@ def test_name_clash_suffix_falls_back_to_the_id_tail_and_report_policy() -> None
 def test_unchanged_contact_is_not_rewritten() -> None:
     acc = zoho_account("acc-001", "Acme Ltd")
     first = map_accounts([acc], org=demo_org(), ref=demo_ref()).documents[0]
-    res = map_accounts([acc], org=demo_org(), ref=demo_ref(),
-                       links={"acc-001": Link(xero_id="xc-1", content_hash=first.content_hash)})
+    res = map_accounts(
+        [acc],
+        org=demo_org(),
+        ref=demo_ref(),
+        links={"acc-001": Link(xero_id="xc-1", content_hash=first.content_hash)},
+    )
     assert res.documents == [] and res.unchanged[0].xero_id == "xc-1"
 
 

@@ -36,9 +36,14 @@ def run(records, org=None, **kw):
 
 
 def test_invoice_to_accrec_with_the_demo_config() -> None:
-    inv = zoho_invoice("4150868000000224005", [zoho_line("p-hw-001", 2, line_id="L1"),
-                                               zoho_line("p-sv-001", 1.5, line_id="L2", discount=10)],
-                       number="INV-00042", status="Approved", currency="AUD", Purchase_Order="PO-778")
+    inv = zoho_invoice(
+        "4150868000000224005",
+        [zoho_line("p-hw-001", 2, line_id="L1"), zoho_line("p-sv-001", 1.5, line_id="L2", discount=10)],
+        number="INV-00042",
+        status="Approved",
+        currency="AUD",
+        Purchase_Order="PO-778",
+    )
     res = run([inv])
     assert res.rejects == [] and res.counts()["create"] == 1
     doc = res.documents[0]
@@ -51,9 +56,14 @@ def test_invoice_to_accrec_with_the_demo_config() -> None:
     assert p["Reference"] == "PO-778"  # first non-empty of [Purchase_Order, Subject]
     assert p["Url"] == "https://crm.zoho.com/crm/tab/Invoices/4150868000000224005"
     l1, l2 = p["LineItems"]
-    assert l1 == {"Description": "Router", "Quantity": 2.0, "UnitAmount": 120.0, "AccountCode": "200",
-                  "TaxType": "OUTPUT2", "Tracking": [{"Name": "Department", "Option": "Sales"},
-                                                     {"Name": "Region", "Option": "North"}]}
+    assert l1 == {
+        "Description": "Router",
+        "Quantity": 2.0,
+        "UnitAmount": 120.0,
+        "AccountCode": "200",
+        "TaxType": "OUTPUT2",
+        "Tracking": [{"Name": "Department", "Option": "Sales"}, {"Name": "Region", "Option": "North"}],
+    }
     assert l2["AccountCode"] == "210"  # by product code SV-001 (before the Services category)
     assert l2["DiscountAmount"] == 10.0 and l2["Tracking"][0] == {"Name": "Department", "Option": "Services"}
     assert doc.total == pytest.approx(inv["Grand_Total"])
@@ -87,18 +97,35 @@ def test_header_discount_and_adjustment_become_lines_to_their_accounts() -> None
     assert res.rejects == []
     lines = res.documents[0].payload["LineItems"]
     extra = {li["Description"]: li for li in lines[1:]}
-    assert extra["Discount"] == {"Description": "Discount", "Quantity": 1.0, "UnitAmount": -12.5,
-                                 "AccountCode": "200", "TaxType": "NONE"}
+    assert extra["Discount"] == {
+        "Description": "Discount",
+        "Quantity": 1.0,
+        "UnitAmount": -12.5,
+        "AccountCode": "200",
+        "TaxType": "NONE",
+    }
     assert extra["Adjustment"]["UnitAmount"] == -0.4 and extra["Adjustment"]["AccountCode"] == "260"
     assert extra["Excise duty"]["UnitAmount"] == 2.0
-    assert res.documents[0].line_keys == (inv["Invoiced_Items"][0]["id"], "$discount", "$adjustment", "$excise_duty")
+    assert res.documents[0].line_keys == (
+        inv["Invoiced_Items"][0]["id"],
+        "$discount",
+        "$adjustment",
+        "$excise_duty",
+    )
     assert res.documents[0].total == pytest.approx(inv["Grand_Total"])
 
 
 def test_header_discount_spread_pro_rata_keeps_grand_total() -> None:
     org = org_with(header_amounts={"discount": {"policy": "spread"}})
-    inv = zoho_invoice("i1", [zoho_line("p-hw-001", 1, line_id="a"), zoho_line("p-sw-001", 1, line_id="b"),
-                              zoho_line("p-sv-002", 2, line_id="c", taxes=["Zero Rated"])], discount="33.33")
+    inv = zoho_invoice(
+        "i1",
+        [
+            zoho_line("p-hw-001", 1, line_id="a"),
+            zoho_line("p-sw-001", 1, line_id="b"),
+            zoho_line("p-sv-002", 2, line_id="c", taxes=["Zero Rated"]),
+        ],
+        discount="33.33",
+    )
     res = run([inv], org=org)
     assert res.rejects == [], [r.message for r in res.rejects]
     lines = res.documents[0].payload["LineItems"]
@@ -118,11 +145,18 @@ def test_rounding_line_on_the_rounding_system_account() -> None:
     res = run([inv])
     assert res.rejects == []
     last = res.documents[0].payload["LineItems"][-1]
-    assert last == {"Description": "Rounding", "Quantity": 1.0, "UnitAmount": 0.03, "AccountCode": "860",
-                    "TaxType": "NONE"}
+    assert last == {
+        "Description": "Rounding",
+        "Quantity": 1.0,
+        "UnitAmount": 0.03,
+        "AccountCode": "860",
+        "TaxType": "NONE",
+    }
     # The code is looked up by SystemAccount, never assumed to be 860.
-    accounts = [dict(a, Code="8600") if a.get("SystemAccount") == "ROUNDING" else a
-                for a in __import__("tests.test_mappings_data", fromlist=["x"]).XERO_ACCOUNTS["Accounts"]]
+    accounts = [
+        dict(a, Code="8600") if a.get("SystemAccount") == "ROUNDING" else a
+        for a in __import__("tests.test_mappings_data", fromlist=["x"]).XERO_ACCOUNTS["Accounts"]
+    ]
     res = run([inv], ref=ref_with(accounts=accounts))
     assert res.documents[0].payload["LineItems"][-1]["AccountCode"] == "8600"
     # Beyond max_rounding_line it is a reject, never absorbed.
@@ -160,13 +194,23 @@ def test_currency_rate_from_zoho_when_the_org_says_so() -> None:
 def test_unchanged_hash_means_no_write_and_update_keeps_line_item_ids() -> None:
     inv = zoho_invoice("i1", [zoho_line("p-hw-001", 2, line_id="L1"), zoho_line("p-sw-001", 1, line_id="L2")])
     first = run([inv]).documents[0]
-    link = Link(xero_id="xi-1", content_hash=first.content_hash, line_ids={"L1": "li-1", "L2": "li-2"},
-                xero_status="AUTHORISED")
+    link = Link(
+        xero_id="xi-1",
+        content_hash=first.content_hash,
+        line_ids={"L1": "li-1", "L2": "li-2"},
+        xero_status="AUTHORISED",
+    )
     again = run([inv], links={"i1": link})
     assert again.documents == [] and [d.action for d in again.unchanged] == ["unchanged"]
     # Edit: a new line and a changed quantity.
-    edited = zoho_invoice("i1", [zoho_line("p-hw-001", 3, line_id="L1"), zoho_line("p-sw-001", 1, line_id="L2"),
-                                 zoho_line("p-sv-001", 1, line_id="L3")])
+    edited = zoho_invoice(
+        "i1",
+        [
+            zoho_line("p-hw-001", 3, line_id="L1"),
+            zoho_line("p-sw-001", 1, line_id="L2"),
+            zoho_line("p-sv-001", 1, line_id="L3"),
+        ],
+    )
     res = run([edited], links={"i1": link})
     (doc,) = res.documents
     assert doc.action == "update" and doc.payload["InvoiceID"] == "xi-1" and doc.xero_id == "xi-1"
@@ -194,14 +238,28 @@ def test_status_never_downgraded_on_an_authorised_invoice() -> None:
     assert res.documents[0].payload["Status"] == "DRAFT"
 
 
-@pytest.mark.parametrize("status, paid, credited, rule", [
-    ("PAID", 100.0, 0.0, "lock.paid"), ("AUTHORISED", 10.0, 0.0, "lock.part_paid"),
-    ("AUTHORISED", 0.0, 5.0, "lock.part_paid"), ("VOIDED", 0.0, 0.0, "lock.final"),
-    ("DELETED", 0.0, 0.0, "lock.final")])
-def test_locked_documents_are_reported_not_pushed(status: str, paid: float, credited: float, rule: str) -> None:
+@pytest.mark.parametrize(
+    "status, paid, credited, rule",
+    [
+        ("PAID", 100.0, 0.0, "lock.paid"),
+        ("AUTHORISED", 10.0, 0.0, "lock.part_paid"),
+        ("AUTHORISED", 0.0, 5.0, "lock.part_paid"),
+        ("VOIDED", 0.0, 0.0, "lock.final"),
+        ("DELETED", 0.0, 0.0, "lock.final"),
+    ],
+)
+def test_locked_documents_are_reported_not_pushed(
+    status: str, paid: float, credited: float, rule: str
+) -> None:
     inv = zoho_invoice("i1", [zoho_line("p-hw-001", 2)])
-    link = Link(xero_id="xi-1", content_hash="old", xero_status=status, amount_paid=paid, amount_credited=credited,
-                xero_number="INV-1")
+    link = Link(
+        xero_id="xi-1",
+        content_hash="old",
+        xero_status=status,
+        amount_paid=paid,
+        amount_credited=credited,
+        xero_number="INV-1",
+    )
     res = run([inv], links={"i1": link})
     assert res.documents == [] and [r.rule for r in res.rejects] == [rule]
     assert "INV-1" in res.rejects[0].message
@@ -211,8 +269,14 @@ def test_locked_documents_are_reported_not_pushed(status: str, paid: float, cred
     assert res.rejects == [] and len(res.unchanged) == 1
 
 
-@pytest.mark.parametrize("xero_status, paid, action, status", [
-    ("DRAFT", 0, "delete", "DELETED"), ("SUBMITTED", 0, "delete", "DELETED"), ("AUTHORISED", 0, "void", "VOIDED")])
+@pytest.mark.parametrize(
+    "xero_status, paid, action, status",
+    [
+        ("DRAFT", 0, "delete", "DELETED"),
+        ("SUBMITTED", 0, "delete", "DELETED"),
+        ("AUTHORISED", 0, "void", "VOIDED"),
+    ],
+)
 def test_cancellation_with_opt_in(xero_status: str, paid: float, action: str, status: str) -> None:
     org = org_with(deletes={"enabled": True})
     inv = zoho_invoice("i1", [zoho_line("p-hw-001", 2)], status="Cancelled")
@@ -246,25 +310,40 @@ def test_sync_from_skips_old_unlinked_documents() -> None:
 
 def test_rejects_never_block_good_records_in_the_same_page() -> None:
     good = [zoho_invoice(f"g{i}", [zoho_line("p-hw-001", i + 1)]) for i in range(5)]
-    bad = [zoho_invoice("b1", [zoho_line("p-hw-001", 1)], status="On Hold"),
-           zoho_invoice("b2", [zoho_line("p-hw-002", 1, taxes=["Luxury Tax 20%"])]),
-           zoho_invoice("b3", [zoho_line("p-hw-001", 1)], account=None),
-           zoho_invoice("b4", [zoho_line("p-hw-001", 1)], currency="GBP"),
-           zoho_invoice("b5", [zoho_line("p-hw-001", 1)], date="2025-02-14")]
+    bad = [
+        zoho_invoice("b1", [zoho_line("p-hw-001", 1)], status="On Hold"),
+        zoho_invoice("b2", [zoho_line("p-hw-002", 1, taxes=["Luxury Tax 20%"])]),
+        zoho_invoice("b3", [zoho_line("p-hw-001", 1)], account=None),
+        zoho_invoice("b4", [zoho_line("p-hw-001", 1)], currency="GBP"),
+        zoho_invoice("b5", [zoho_line("p-hw-001", 1)], date="2025-02-14"),
+    ]
     res = run(good[:2] + bad + good[2:])
     assert [d.zoho_id for d in res.documents] == ["g0", "g1", "g2", "g3", "g4"]
     assert {r.record_id: r.rule for r in res.rejects} == {
-        "b1": "status.unmapped", "b2": "tax.unmapped", "b3": "contact.missing", "b4": "currency.not_enabled",
-        "b5": "date.before_year_lock"}
+        "b1": "status.unmapped",
+        "b2": "tax.unmapped",
+        "b3": "contact.missing",
+        "b4": "currency.not_enabled",
+        "b5": "date.before_year_lock",
+    }
 
 
 def test_bill_from_purchase_order() -> None:
-    po = zoho_purchase_order("po1", [zoho_line("p-hw-001", 2, discount=5, line_id="P1")], number="PO-0009",
-                             due="2025-08-15", discount=0)
+    po = zoho_purchase_order(
+        "po1",
+        [zoho_line("p-hw-001", 2, discount=5, line_id="P1")],
+        number="PO-0009",
+        due="2025-08-15",
+        discount=0,
+    )
     res = map_purchase_orders([po], org=demo_org(), ref=demo_ref(), contact_links=LINKS, products=PRODUCTS)
     assert res.rejects == [], [r.message for r in res.rejects]
     p = res.documents[0].payload
-    assert p["Type"] == "ACCPAY" and p["InvoiceNumber"] == "PO-0009" and p["Contact"] == {"ContactID": "xc-parts"}
+    assert (
+        p["Type"] == "ACCPAY"
+        and p["InvoiceNumber"] == "PO-0009"
+        and p["Contact"] == {"ContactID": "xc-parts"}
+    )
     assert p["Url"].endswith("/tab/Purchase_Orders/po1") and res.documents[0].natural_key["Url"] == p["Url"]
     (li,) = p["LineItems"]
     # Bills take no discounts: the demo nets it into a 4 dp unit amount (2 x 120 - 5 = 235).
@@ -275,44 +354,69 @@ def test_bill_from_purchase_order() -> None:
 
 
 def test_purchase_order_target() -> None:
-    org = org_with(modules={"purchase_orders": {"enabled": True, "direction": "to-xero", "target": "purchase_order"}},
-                   fields={"purchase_orders": [{"target": "DeliveryInstructions", "value": "Back door"}]})
+    org = org_with(
+        modules={"purchase_orders": {"enabled": True, "direction": "to-xero", "target": "purchase_order"}},
+        fields={"purchase_orders": [{"target": "DeliveryInstructions", "value": "Back door"}]},
+    )
     po = zoho_purchase_order("po1", [zoho_line("p-hw-001", 2)], number="PO-0009", status="Created")
     res = map_purchase_orders([po], org=org, ref=demo_ref(), contact_links=LINKS, products=PRODUCTS)
     p = res.documents[0].payload
     assert res.entity == "PurchaseOrders" and "Type" not in p and "Url" not in p
-    assert p["PurchaseOrderNumber"] == "PO-0009" and p["DeliveryDate"] == "2025-07-31" and p["Status"] == "DRAFT"
+    assert (
+        p["PurchaseOrderNumber"] == "PO-0009" and p["DeliveryDate"] == "2025-07-31" and p["Status"] == "DRAFT"
+    )
     assert p["DeliveryInstructions"] == "Back door"
 
 
 def test_sales_orders_and_quotes_become_draft_invoices() -> None:
-    so = zoho_invoice("so1", [zoho_line("p-hw-001", 1)], items_key="Ordered_Items", SO_Number="SO-5",
-                      Created_Time="2025-07-02T09:00:00+12:00", status="Confirmed")
+    so = zoho_invoice(
+        "so1",
+        [zoho_line("p-hw-001", 1)],
+        items_key="Ordered_Items",
+        SO_Number="SO-5",
+        Created_Time="2025-07-02T09:00:00+12:00",
+        status="Confirmed",
+    )
     res = map_sales_orders([so], org=demo_org(), ref=demo_ref(), contact_links=LINKS, products=PRODUCTS)
     p = res.documents[0].payload
     assert p["Status"] == "DRAFT" and p["Reference"] == "SO-5" and p["Date"] == "2025-07-02"
     assert "InvoiceNumber" not in p and p["Type"] == "ACCREC"
-    q = zoho_invoice("q1", [zoho_line("p-hw-001", 1)], items_key="Quoted_Items", Quote_Number="Q-9",
-                     Created_Time="2025-07-03T09:00:00+12:00", Valid_Till="2025-08-01")
+    q = zoho_invoice(
+        "q1",
+        [zoho_line("p-hw-001", 1)],
+        items_key="Quoted_Items",
+        Quote_Number="Q-9",
+        Created_Time="2025-07-03T09:00:00+12:00",
+        Valid_Till="2025-08-01",
+    )
     res = map_quotes([q], org=demo_org(), ref=demo_ref(), contact_links=LINKS, products=PRODUCTS)
     p = res.documents[0].payload
     assert p["Reference"] == "Q-9" and p["DueDate"] == "2025-08-01" and p["Status"] == "DRAFT"
 
 
 def test_deterministic_output_for_the_same_input() -> None:
-    inv = [zoho_invoice(f"i{i}", [zoho_line("p-hw-002", 7, line_id=f"a{i}"), zoho_line("p-sv-001", 1.25)],
-                        discount="1.11") for i in range(20)]
+    inv = [
+        zoho_invoice(
+            f"i{i}", [zoho_line("p-hw-002", 7, line_id=f"a{i}"), zoho_line("p-sv-001", 1.25)], discount="1.11"
+        )
+        for i in range(20)
+    ]
     a, b = run(inv), run(list(inv))
     assert [d.payload for d in a.documents] == [d.payload for d in b.documents]
     assert [d.content_hash for d in a.documents] == [d.content_hash for d in b.documents]
 
 
 def test_match_line_ids_by_content_not_position() -> None:
-    inv = zoho_invoice("i1", [zoho_line("p-hw-001", 2, line_id="L1"), zoho_line("p-sw-001", 1, line_id="L2")],
-                       adjustment=1)
+    inv = zoho_invoice(
+        "i1", [zoho_line("p-hw-001", 2, line_id="L1"), zoho_line("p-sw-001", 1, line_id="L2")], adjustment=1
+    )
     doc = run([inv]).documents[0]
     sent = doc.payload["LineItems"]
-    returned = [dict(sent[1], LineItemID="x2"), dict(sent[2], LineItemID="x3"), dict(sent[0], LineItemID="x1")]
+    returned = [
+        dict(sent[1], LineItemID="x2"),
+        dict(sent[2], LineItemID="x3"),
+        dict(sent[0], LineItemID="x1"),
+    ]
     assert match_line_ids(doc, returned) == {"L1": "x1", "L2": "x2", "$adjustment": "x3"}
 
 

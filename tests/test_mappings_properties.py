@@ -11,8 +11,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mappings import content_hash, map_invoices
-from mappings import money
+from mappings import content_hash, map_invoices, money
 from mappings.frames import lines_frame
 from tests.test_mappings_data import XERO_TAX_RATES, demo_ref, org_with, ref_with
 
@@ -20,12 +19,28 @@ FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 E2E = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Zoho tax names -> (Xero TaxType, rate): the property org maps each to a TaxType of the same rate.
-TAXES = {"T15": ("OUTPUT2", Decimal("15")), "T0": ("ZERORATED", Decimal("0")),
-         "T12.5": ("TAX002", Decimal("12.5")), "T9.975": ("TAX003", Decimal("9.975"))}
-EXTRA_RATES = [{"TaxType": "TAX002", "Name": "Odd 12.5", "Status": "ACTIVE", "EffectiveRate": "12.5",
-                "CanApplyToRevenue": True},
-               {"TaxType": "TAX003", "Name": "QST", "Status": "ACTIVE", "EffectiveRate": "9.975",
-                "CanApplyToRevenue": True}]
+TAXES = {
+    "T15": ("OUTPUT2", Decimal(15)),
+    "T0": ("ZERORATED", Decimal(0)),
+    "T12.5": ("TAX002", Decimal("12.5")),
+    "T9.975": ("TAX003", Decimal("9.975")),
+}
+EXTRA_RATES = [
+    {
+        "TaxType": "TAX002",
+        "Name": "Odd 12.5",
+        "Status": "ACTIVE",
+        "EffectiveRate": "12.5",
+        "CanApplyToRevenue": True,
+    },
+    {
+        "TaxType": "TAX003",
+        "Name": "QST",
+        "Status": "ACTIVE",
+        "EffectiveRate": "9.975",
+        "CanApplyToRevenue": True,
+    },
+]
 
 
 def r(v: Decimal, places: str) -> Decimal:
@@ -48,8 +63,12 @@ def xero_reference(lines: list[tuple[Decimal, Decimal, Decimal, Decimal]], mode:
     return total_amount + total_tax if mode == "Exclusive" else total_amount
 
 
-decimals4 = st.integers(min_value=1, max_value=10**9).map(lambda i: Decimal(i).scaleb(-4))  # up to 100,000.0000
-quantities = st.integers(min_value=1, max_value=10**8).map(lambda i: Decimal(i).scaleb(-4))  # up to 10,000.0000
+decimals4 = st.integers(min_value=1, max_value=10**9).map(
+    lambda i: Decimal(i).scaleb(-4)
+)  # up to 100,000.0000
+quantities = st.integers(min_value=1, max_value=10**8).map(
+    lambda i: Decimal(i).scaleb(-4)
+)  # up to 10,000.0000
 
 
 @st.composite
@@ -59,33 +78,60 @@ def zoho_lines(draw):
     for i in range(n):
         qty, unit = draw(quantities), draw(decimals4)
         gross = r(qty * unit, "0.01")
-        discount = draw(st.integers(min_value=0, max_value=int(gross * 100))).__truediv__(100) if draw(
-            st.booleans()) else 0
+        discount = (
+            draw(st.integers(min_value=0, max_value=int(gross * 100))).__truediv__(100)
+            if draw(st.booleans())
+            else 0
+        )
         tax = draw(st.sampled_from(sorted(TAXES)))
         out.append((qty, unit, Decimal(str(discount)), tax))
     return out
 
 
 def records_for(lines, mode):
-    rows = [{"id": f"L{i}", "Product_Name": {"id": f"p{i}", "name": f"Product {i}"}, "Quantity": float(q),
-             "List_Price": float(u), "Discount": float(d),
-             "Line_Tax": [{"name": t, "percentage": float(TAXES[t][1]), "value": 0}]}
-            for i, (q, u, d, t) in enumerate(lines)]
+    rows = [
+        {
+            "id": f"L{i}",
+            "Product_Name": {"id": f"p{i}", "name": f"Product {i}"},
+            "Quantity": float(q),
+            "List_Price": float(u),
+            "Discount": float(d),
+            "Line_Tax": [{"name": t, "percentage": float(TAXES[t][1]), "value": 0}],
+        }
+        for i, (q, u, d, t) in enumerate(lines)
+    ]
     expected = xero_reference([(q, u, d, TAXES[t][1]) for q, u, d, t in lines], mode)
-    return {"id": "inv-1", "Invoice_Number": "INV-1", "Status": "Created", "Invoice_Date": "2025-07-01",
-            "Due_Date": "2025-07-31", "Currency": "NZD", "Account_Name": {"id": "acc-1", "name": "Acme"},
-            "Invoiced_Items": rows, "Discount": 0, "Adjustment": 0, "Grand_Total": float(expected)}, expected
+    return {
+        "id": "inv-1",
+        "Invoice_Number": "INV-1",
+        "Status": "Created",
+        "Invoice_Date": "2025-07-01",
+        "Due_Date": "2025-07-31",
+        "Currency": "NZD",
+        "Account_Name": {"id": "acc-1", "name": "Acme"},
+        "Invoiced_Items": rows,
+        "Discount": 0,
+        "Adjustment": 0,
+        "Grand_Total": float(expected),
+    }, expected
 
 
 def property_org(mode: str):
-    return org_with(tax={"line_amount_types": mode, "map": {k: v[0] for k, v in TAXES.items()}, "by_rate": {}},
-                    rounding={"tolerance": 0, "policy": "reject"}, tracking=[], accounts={"by_category": {}})
+    return org_with(
+        tax={"line_amount_types": mode, "map": {k: v[0] for k, v in TAXES.items()}, "by_rate": {}},
+        rounding={"tolerance": 0, "policy": "reject"},
+        tracking=[],
+        accounts={"by_category": {}},
+    )
 
 
 PROPERTY_REF = ref_with(tax_rates={"TaxRates": XERO_TAX_RATES["TaxRates"] + EXTRA_RATES})
 ORGS = {m: property_org(m) for m in ("Exclusive", "Inclusive", "NoTax")}
-LOOSE = org_with(tax={"map": {k: v[0] for k, v in TAXES.items()}}, rounding={"tolerance": 10**9, "policy": "reject"},
-                 tracking=[])
+LOOSE = org_with(
+    tax={"map": {k: v[0] for k, v in TAXES.items()}},
+    rounding={"tolerance": 10**9, "policy": "reject"},
+    tracking=[],
+)
 
 
 @E2E
@@ -106,15 +152,17 @@ def test_predicted_total_equals_xero_rounding_on_random_lines(lines, mode) -> No
 
 
 @FAST
-@given(num=st.integers(min_value=-10**15, max_value=10**15), den=st.integers(min_value=1, max_value=10**9))
+@given(num=st.integers(min_value=-(10**15), max_value=10**15), den=st.integers(min_value=1, max_value=10**9))
 def test_div_round_is_half_away_from_zero(num, den) -> None:
     got = money.div_round(np.array([num], dtype=object), den)[0]
     assert Decimal(got) == (Decimal(num) / Decimal(den)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
 
 
 @FAST
-@given(st.lists(st.integers(min_value=-10**10, max_value=10**10), min_size=1, max_size=20),
-       st.sampled_from([2, 4]))
+@given(
+    st.lists(st.integers(min_value=-(10**10), max_value=10**10), min_size=1, max_size=20),
+    st.sampled_from([2, 4]),
+)
 def test_snapping_floats_recovers_the_decimal_value(ints, dp) -> None:
     values = [float(Decimal(i).scaleb(-dp)) for i in ints]
     units, ok = money._snap(pd.Series(values), dp)
@@ -122,8 +170,10 @@ def test_snapping_floats_recovers_the_decimal_value(ints, dp) -> None:
 
 
 @FAST
-@given(st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=8),
-       st.integers(min_value=-10**6, max_value=10**6))
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=8),
+    st.integers(min_value=-(10**6), max_value=10**6),
+)
 def test_allocation_sums_exactly_and_is_proportional(weights, total) -> None:
     keys = np.array(["d"] * len(weights), dtype=object)
     shares = money.allocate(keys, np.array(weights, dtype=object), pd.Series({"d": total}))
@@ -140,12 +190,26 @@ def invoice_pages(draw):
     docs = []
     for d in range(n_docs):
         n_lines = draw(st.integers(min_value=0, max_value=6))
-        lines = [{"id": f"d{d}l{i}", "Product_Name": {"id": f"p{i % 3}", "name": f"P{i % 3}"},
-                  "Quantity": draw(st.integers(min_value=1, max_value=50)),
-                  "List_Price": draw(st.integers(min_value=0, max_value=10**6)) / 100,
-                  "Line_Tax": [{"name": "T15", "percentage": 15.0}]} for i in range(n_lines)]
-        docs.append({"id": f"doc{d}", "Invoice_Number": f"N{d}", "Status": "Created", "Invoice_Date": "2025-07-01",
-                     "Account_Name": {"id": "acc-1", "name": "Acme"}, "Invoiced_Items": lines})
+        lines = [
+            {
+                "id": f"d{d}l{i}",
+                "Product_Name": {"id": f"p{i % 3}", "name": f"P{i % 3}"},
+                "Quantity": draw(st.integers(min_value=1, max_value=50)),
+                "List_Price": draw(st.integers(min_value=0, max_value=10**6)) / 100,
+                "Line_Tax": [{"name": "T15", "percentage": 15.0}],
+            }
+            for i in range(n_lines)
+        ]
+        docs.append(
+            {
+                "id": f"doc{d}",
+                "Invoice_Number": f"N{d}",
+                "Status": "Created",
+                "Invoice_Date": "2025-07-01",
+                "Account_Name": {"id": "acc-1", "name": "Acme"},
+                "Invoiced_Items": lines,
+            }
+        )
     return docs
 
 

@@ -9,8 +9,25 @@ from pathlib import Path
 
 from zxsync.settings import REPO_ROOT
 
-FORBIDDEN = {"prefect", "requests", "httpx", "urllib3", "socket", "sqlalchemy", "alembic", "psycopg", "sqlite3",
-             "connectors", "ledger", "tasks", "flows", "sandbox", "deployments", "subprocess", "fastapi"}
+FORBIDDEN = {
+    "prefect",
+    "requests",
+    "httpx",
+    "urllib3",
+    "socket",
+    "sqlalchemy",
+    "alembic",
+    "psycopg",
+    "sqlite3",
+    "connectors",
+    "ledger",
+    "tasks",
+    "flows",
+    "sandbox",
+    "deployments",
+    "subprocess",
+    "fastapi",
+}
 
 
 def _imports(path: Path) -> set[str]:
@@ -41,5 +58,7 @@ def test_only_the_config_loader_touches_files() -> None:
 
 def test_importing_mappings_does_not_import_prefect() -> None:
     code = "import sys, mappings; print('prefect' in sys.modules, 'sqlalchemy' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.split() == ["False", "False"]

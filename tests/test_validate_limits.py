@@ -40,7 +40,9 @@ def test_limits_used_by_the_validators_are_covered(schemas: dict) -> None:
 
 
 def test_account_code_limit_is_the_spec_description(schemas: dict) -> None:
-    assert f"max length = {limits.ACCOUNT_CODE_MAX}" in schemas["Account"]["properties"]["Code"]["description"]
+    assert (
+        f"max length = {limits.ACCOUNT_CODE_MAX}" in schemas["Account"]["properties"]["Code"]["description"]
+    )
 
 
 def test_every_xero_timezone_translates_to_a_real_iana_zone(schemas: dict) -> None:
