@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_sandbox_xero_support import XeroCaller, advance, errors_of
 
 from sandbox.server import RunningSandbox, start
@@ -818,3 +820,32 @@ def test_a_dropped_answer_is_healed_by_the_idempotent_retry(x: XeroCaller, url: 
     assert [i["InvoiceID"] for i in stored] == [retry.json()["Invoices"][0]["InvoiceID"]]
     journal = requests.get(f"{url}/_sandbox/journal").json()
     assert [j["keys"] for j in journal if j["method"] == "PUT" and j["path"].endswith("/Invoices")] == [["INV-0001"], []]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.tuples(st.decimals("0.0001", "500", places=4), st.decimals("0.01", "9999.99", places=2),
+                                st.sampled_from(["OUTPUT2", "ZERORATED", "NONE"])), min_size=1, max_size=6),
+       amount_types=st.sampled_from(["Exclusive", "Inclusive", "NoTax"]))
+def test_document_arithmetic_follows_xeros_per_line_rule(x: XeroCaller, acme: dict, lines: list, amount_types: str) -> None:
+    from decimal import ROUND_HALF_UP, Decimal
+
+    def cents(value: Decimal) -> Decimal:
+        return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+    rates = {"OUTPUT2": Decimal(15), "ZERORATED": Decimal(0), "NONE": Decimal(0)}
+    inv = x.invoice(acme["ContactID"], LineAmountTypes=amount_types, lines=[
+        {"Description": "p", "Quantity": str(q), "UnitAmount": str(u), "AccountCode": "200", "TaxType": t}
+        for q, u, t in lines])
+    amounts = [cents(q * u) for q, u, _ in lines]
+    taxes = []
+    for (_, _, tax_type), la in zip(lines, amounts, strict=True):
+        rate = rates[tax_type] if amount_types != "NoTax" else Decimal(0)
+        taxes.append(cents(la * rate / 100) if amount_types == "Exclusive" else cents(la * rate / (100 + rate)))
+    assert [Decimal(str(ln["LineAmount"])) for ln in inv["LineItems"]] == amounts
+    assert [Decimal(str(ln["TaxAmount"])) for ln in inv["LineItems"]] == taxes
+    total_tax = sum(taxes, Decimal(0))
+    gross = sum(amounts, Decimal(0))
+    total = gross if amount_types == "Inclusive" else gross + total_tax
+    assert (Decimal(str(inv["TotalTax"])), Decimal(str(inv["Total"])), Decimal(str(inv["AmountDue"]))) == (
+        total_tax, total, total)
+    assert Decimal(str(inv["SubTotal"])) == total - total_tax

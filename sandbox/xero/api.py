@@ -161,7 +161,7 @@ def _elements(body: Any, key: str) -> list[Any]:
         return items if isinstance(items, list) else [items]
     if isinstance(body, list):
         return body
-    if isinstance(body, dict):
+    if isinstance(body, dict) and body:
         return [body]
     return []
 

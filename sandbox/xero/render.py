@@ -10,6 +10,9 @@ from sandbox.xero.formats import date_string, dec, ms_date, ms_date_time, q2, ut
 
 _DOC_DATES = ("Date", "DueDate", "ExpectedPaymentDate", "PlannedPaymentDate", "DeliveryDate", "ExpectedArrivalDate")
 _WITH_STRING = ("Date", "DueDate", "DeliveryDate", "ExpectedArrivalDate")
+_HIDDEN = frozenset({"ContactID", "LineItems", "Payments", "Allocations"})
+#: A credit note shows RemainingCredit; its AmountPaid/AmountCredited are the sandbox's bookkeeping.
+_HIDDEN_CREDIT = _HIDDEN | {"AmountPaid", "AmountCredited"}
 
 
 def public(doc: dict[str, Any]) -> dict[str, Any]:
@@ -143,8 +146,9 @@ def document(books: Books, kind: DocKind, doc: dict[str, Any], unitdp: int = 2, 
     out: dict[str, Any] = {}
     if kind is PURCHASE_ORDER:
         out["Type"] = "PURCHASEORDER"
+    hidden = _HIDDEN_CREDIT if kind is CREDIT_NOTE else _HIDDEN
     for k, v in doc.items():
-        if k.startswith("_") or k in ("ContactID", "LineItems", "Payments", "Allocations"):
+        if k[0] == "_" or k in hidden:
             continue
         out[k] = v
     out["Contact"] = contact_ref(books, doc["ContactID"])
