@@ -504,8 +504,9 @@ def register(app: FastAPI, sb: XeroSandbox) -> None:
                 paged = "page" in qp or "pageSize" in qp
                 docs, block = _page(request, docs)
                 summary = _bool(qp.get("summaryOnly"), False)
-                # Without paging Xero leaves line items out of multi-invoice reads (notes §7).
-                lines = paged or bool(ids) or bool(numbers) or kind is not INVOICE
+                # "When you retrieve multiple invoices ... no line details are returned"; paging returns
+                # them (Xero's invoice docs, quoted in GH calcinai/xero-php#253, XeroAPI/xero-ruby#9).
+                lines = paged or kind is not INVOICE
                 dp = _unitdp(request)
                 return ok(b, key, [render.document(b, kind, d, dp, lines=lines, summary=summary) for d in docs],
                           block)
