@@ -374,6 +374,11 @@ def test_accrec_numbers_are_unique_and_auto_numbered_accpay_are_not(x: XeroCalle
 
 
 def test_tax_is_rounded_per_line_then_summed(x: XeroCaller, acme: dict) -> None:
+    # Xero's own example (Rounding in Xero guide, via GH corsairdev/corsair#1675): 3.76 + 3.84 + 3.84 = 11.44,
+    # where tax on the subtotal would be 76.30 * 15 % = 11.445 -> 11.45.
+    doc = x.invoice(acme["ContactID"], lines=_invoice_lines([25.06, 25.61, 25.63]))
+    assert [ln["TaxAmount"] for ln in doc["LineItems"]] == [3.76, 3.84, 3.84]
+    assert (doc["SubTotal"], doc["TotalTax"], doc["Total"]) == (76.3, 11.44, 87.74)
     # Three 15 % lines whose unrounded tax is 1.5015 each: per line 1.50 x 3 = 4.50, not round(4.5045) = 4.50
     inv = x.invoice(acme["ContactID"], lines=_invoice_lines([10.01, 10.01, 10.01]))
     assert [ln["TaxAmount"] for ln in inv["LineItems"]] == [1.5, 1.5, 1.5]
