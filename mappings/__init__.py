@@ -8,6 +8,7 @@ links, what failed earlier in the run) is an argument, and the output is determi
 from mappings.config import ConfigError, OrgConfig, load_org, load_org_file, load_registry, parse_org
 from mappings.contacts import map_accounts, map_vendors
 from mappings.documents import (
+    map_deletions,
     map_documents,
     map_invoices,
     map_purchase_orders,
@@ -58,6 +59,7 @@ __all__ = [
     "load_org_file",
     "load_registry",
     "map_accounts",
+    "map_deletions",
     "map_documents",
     "map_invoices",
     "map_products",

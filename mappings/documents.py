@@ -555,6 +555,35 @@ def map_documents(
     return result
 
 
+def map_deletions(
+    deleted: Sequence[Mapping[str, Any]] | Sequence[str],
+    *,
+    kind: KindName,
+    org: OrgConfig,
+    ref: ReferenceData,
+    links: Any = None,
+) -> MappingResult:
+    """Records deleted in Zoho (``GET /{module}/deleted``) -> DELETED / VOIDED in Xero, opt-in.
+
+    The same rules as a cancellation: DRAFT/SUBMITTED -> DELETED, AUTHORISED without payments ->
+    VOIDED (purchase orders: DELETED), anything else reported; without ``deletes.enabled`` every
+    linked deletion is reported, never acted on. ``deleted``: ids or the API's entries (``id``,
+    ``display_name``).
+    """
+    k = KINDS[kind]
+    result = MappingResult(entity=k.entity, module=k.zoho_module)
+    rows = [d if isinstance(d, Mapping) else {"id": d} for d in deleted]
+    if not rows:
+        return result
+    H = pd.DataFrame({DOC: [str(r["id"]) for r in rows], "Status": "deleted"})
+    numbers = {str(r["id"]): r.get("display_name") for r in rows}
+    ctx = Ctx(org=org, ref=ref, module=k.zoho_module, doc_type=k.doc_type, numbers=numbers)
+    links_d = normalize_links(links)
+    linked = H[H[DOC].isin(list(links_d))]
+    _cancellations(k, linked, org, links_d, ctx, result, result.rejects, numbers)
+    return result
+
+
 def _tracking_count(org: OrgConfig, kind: DocKind) -> int:
     return len([t for t in org.tracking if kind.section in t.modules])
 

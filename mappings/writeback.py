@@ -31,7 +31,7 @@ from mappings.fields import apply, present, resolve
 from mappings.reference import ReferenceData, parse_xero_date, parse_xero_datetime
 from mappings.rejects import Reject
 from mappings.results import ZohoWrite, ZohoWriteResult, content_hash
-from mappings.rules import lock_state
+from mappings.rules import lock_state, resolve_conflict
 from mappings.validate import Ctx
 
 DATE_FIELDS = (
@@ -45,6 +45,8 @@ DATE_FIELDS = (
 )
 DATETIME_FIELDS = ("UpdatedDateUTC",)
 NOT_HASHED = ("Xero_Last_Synced",)
+#: Write-back fields of the "payments" conflict group.
+PAYMENT_FIELDS = ("Xero_Amount_Paid", "Xero_Amount_Due", "Xero_Fully_Paid_On", "Xero_Payments")
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,6 +312,7 @@ def writeback_documents(
     payments: Sequence[Mapping[str, Any]] = (),
     credit_notes: Sequence[Mapping[str, Any]] = (),
     written_hashes: Mapping[str, str] | None = None,
+    zoho_edited: Iterable[str] = (),
     now: datetime | None = None,
 ) -> ZohoWriteResult:
     """Xero invoices/bills/POs (as GET returns them) -> Zoho updates for their linked records.
@@ -317,6 +320,8 @@ def writeback_documents(
     ``links``: Xero id (InvoiceID / PurchaseOrderID) -> Zoho id. ``zoho_status``: Zoho id -> its
     current Status (to avoid overwriting an equivalent one). ``online_urls``: InvoiceID -> online
     invoice URL. ``written_hashes``: Zoho id -> hash of the last write-back (unchanged = no write).
+    ``zoho_edited``: Zoho ids whose payment fields were edited in Zoho since our last write; with
+    ``conflicts.payments: zoho`` their payment fields are left as Zoho has them.
     """
     result = ZohoWriteResult(module=module)
     if not xero_docs:
@@ -325,6 +330,7 @@ def writeback_documents(
     zoho_status = dict(zoho_status or {})
     online_urls = dict(online_urls or {})
     written = dict(written_hashes or {})
+    edited = set(zoho_edited)
     section = "purchase_orders" if module == "Purchase_Orders" else "invoices"
     custom = (
         org.fields.purchase_orders_to_zoho if module == "Purchase_Orders" else org.fields.invoices_to_zoho
@@ -349,6 +355,9 @@ def writeback_documents(
         record: dict[str, Any] = {"id": z}
         for k, v in row.items():
             record[k] = v.item() if isinstance(v, np.generic) else v
+        if z in edited and resolve_conflict("payments", True, True, org.conflicts.model_dump()) == "zoho":
+            for key in PAYMENT_FIELDS:
+                record.pop(key, None)
         status = _reverse_status(
             ctx, org, ref, module, section, z, d.get("Status"), zoho_status.get(z), result.rejects
         )

@@ -9,6 +9,7 @@ import pytest
 
 from mappings import (
     Link,
+    map_deletions,
     map_invoices,
     map_purchase_orders,
     map_quotes,
@@ -437,3 +438,22 @@ def test_due_days_fill_a_missing_due_date() -> None:
     assert res.documents[0].payload["DueDate"] == "2025-07-31"  # demo.yaml: due_days.purchase_orders 30
     res = run([zoho_invoice("i1", [zoho_line("p-hw-001", 1)], due=None)])
     assert [r.rule for r in res.rejects] == ["date.due_missing"]  # invoices have no default terms in the demo
+
+
+def test_zoho_deletions_follow_the_cancellation_rules() -> None:
+    links = {
+        "a": Link(xero_id="xa", xero_status="DRAFT"),
+        "b": Link(xero_id="xb", xero_status="AUTHORISED"),
+        "c": Link(xero_id="xc", xero_status="PAID", amount_paid=5),
+    }
+    deleted = [{"id": "a", "display_name": "INV-A"}, {"id": "b"}, {"id": "c"}, {"id": "never-synced"}]
+    res = map_deletions(
+        deleted, kind="invoice", org=org_with(deletes={"enabled": True}), ref=demo_ref(), links=links
+    )
+    assert [(d.zoho_id, d.action, d.payload) for d in res.documents] == [
+        ("a", "delete", {"InvoiceID": "xa", "Status": "DELETED"}),
+        ("b", "void", {"InvoiceID": "xb", "Status": "VOIDED"}),
+    ]
+    assert [(r.record_id, r.rule) for r in res.rejects] == [("c", "cancel.locked")]
+    res = map_deletions(["a"], kind="invoice", org=demo_org(), ref=demo_ref(), links=links)
+    assert res.documents == [] and [r.rule for r in res.rejects] == ["cancel.not_enabled"]

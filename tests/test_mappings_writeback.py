@@ -336,3 +336,20 @@ def test_values_missing_from_a_live_picklist_are_not_written() -> None:
     assert [(r.rule, r.field, r.blocking) for r in res.rejects] == [
         ("zoho.picklist_value", "Currency", False)
     ]
+
+
+def test_payments_conflict_policy_zoho_keeps_zoho_edits() -> None:
+    org = org_with(conflicts={"payments": "zoho"})
+    res = writeback_documents(
+        [part_paid()], org=org, ref=demo_ref(), links={"xi-1": "z-1"}, zoho_edited=["z-1"]
+    )
+    rec = res.writes[0].record
+    assert "Xero_Amount_Paid" not in rec and "Xero_Payments" not in rec and rec["Xero_Status"] == "AUTHORISED"
+    rec = (
+        writeback_documents(
+            [part_paid()], org=demo_org(), ref=demo_ref(), links={"xi-1": "z-1"}, zoho_edited=["z-1"]
+        )
+        .writes[0]
+        .record
+    )
+    assert rec["Xero_Amount_Paid"] == 100.0  # the demo lets Xero win payment fields
