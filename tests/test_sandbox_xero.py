@@ -462,6 +462,22 @@ def test_tracking_by_name_or_id_and_totals_are_read_only(x: XeroCaller, acme: di
                                                                                    ("Department", "Sales")]
 
 
+def test_contact_fields_sent_with_a_document_update_the_contact(x: XeroCaller, acme: dict) -> None:
+    x.ok(x.post(f"/Contacts/{acme['ContactID']}", {"Contacts": [{"ContactPersons": [
+        {"FirstName": "Pat", "LastName": "Lee", "EmailAddress": "pat@acme.example"}]}]}))
+    x.invoice(acme["ContactID"])  # only the ContactID: the contact is untouched
+    assert len(x.ok(x.get(f"/Contacts/{acme['ContactID']}"))["Contacts"][0]["ContactPersons"]) == 1
+    x.ok(x.put("/Invoices", {"Invoices": [{"Type": "ACCREC", "LineItems": [], "Contact": {
+        "ContactID": acme["ContactID"], "EmailAddress": "billing@acme.example"}}]}))
+    after = x.ok(x.get(f"/Contacts/{acme['ContactID']}"))["Contacts"][0]
+    assert after["EmailAddress"] == "billing@acme.example" and after["ContactPersons"] == []
+    x.contact("Taken Name")
+    clash = x.put("/Invoices", {"Invoices": [{"Type": "ACCREC", "Reference": "clash", "LineItems": [], "Contact": {
+        "ContactID": acme["ContactID"], "Name": "Taken Name"}}]})
+    assert clash.status_code == 400 and "already assigned to another contact" in errors_of(clash)[0]
+    assert [i for i in x.ok(x.get("/Invoices"))["Invoices"] if i.get("Reference") == "clash"] == []
+
+
 def test_inline_contact_by_name_is_created_and_ap_marks_supplier(x: XeroCaller) -> None:
     bill = x.ok(x.put("/Invoices", {"Invoices": [{"Type": "ACCPAY", "Contact": {"Name": "New Vendor"},
                                                   "LineItems": _invoice_lines([10], "INPUT2")[:0]}]}))["Invoices"][0]

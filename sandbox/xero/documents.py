@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sandbox.xero.books import CURRENT_APP, Books, Rejected, norm
+from sandbox.xero.books import CONTACT_FIELDS, CURRENT_APP, Books, Rejected, norm
 from sandbox.xero.formats import ZERO, dec, new_id, parse_input_date, q2, q4
 
 #: Day rates used when a foreign-currency document omits CurrencyRate (Xero uses XE.com's).
@@ -433,6 +433,16 @@ def write_document(books: Books, kind: DocKind, src: dict[str, Any], *, mode: st
             errors.append(f"The contact '{contact.get('Name')}' is archived and cannot be used on this document.")
     else:
         contact = books.contact(existing["ContactID"])
+    # Other contact fields sent with a document update that contact, and ContactPersons not sent are
+    # dropped (notes §5.2: "send only {ContactID}"). Applied with the document, or not at all.
+    contact_changes = None
+    if isinstance(csrc, dict) and contact is not None and kind.ledger:
+        extra = {k: v for k, v in csrc.items() if k in CONTACT_FIELDS}
+        if not csrc.get("ContactID") and not csrc.get("ContactNumber"):
+            extra.pop("Name", None)  # the name identified the contact: not a rename
+        if any(k not in ("ContactNumber", "Name") or norm(v) != norm(contact.get(k)) for k, v in extra.items()):
+            contact_changes = {**extra, "ContactID": contact["ContactID"],
+                               "ContactPersons": csrc.get("ContactPersons") or []}
     # Currency
     base = books.org["BaseCurrency"]
     currency = str(doc.get("CurrencyCode") or base).upper()
@@ -516,9 +526,10 @@ def write_document(books: Books, kind: DocKind, src: dict[str, Any], *, mode: st
         raise Rejected(errors, warnings)
     # --- apply -----------------------------------------------------------------------------------
     if new_contact_name is not None:
-        contact = books.write_contact({k: v for k, v in new_contact_name.items()
-                                       if k in ("Name", "ContactNumber", "EmailAddress", "FirstName", "LastName")},
+        contact = books.write_contact({k: v for k, v in new_contact_name.items() if k in CONTACT_FIELDS},
                                       allow_update=False)
+    elif contact_changes is not None:
+        contact = books.write_contact(contact_changes, allow_update=True)  # may refuse: nothing applied yet
     assert contact is not None
     doc["ContactID"] = contact["ContactID"]
     if existing is None:
