@@ -10,10 +10,8 @@ credit notes, purchase orders), payments and allocations are in :mod:`sandbox.xe
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -392,13 +390,3 @@ class Books:
         table = self.table(kind)
         return [table[i] for i in self.numbers[kind].get(norm(number), []) if i in table]
 
-
-Getter = Callable[[dict[str, Any], str], Any]
-
-
-def decimal_or_none(value: Any) -> Decimal | None:
-    from sandbox.xero.formats import dec
-
-    if value is None or value == "":
-        return None
-    return dec(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -46,11 +46,6 @@ def q2(value: Decimal) -> Decimal:
 
 def q4(value: Decimal) -> Decimal:
     return value.quantize(FOUR, rounding=ROUND_HALF_UP)
-
-
-def money(value: Decimal) -> float:
-    """A 2 dp amount as the JSON number Xero sends."""
-    return float(q2(value))
 
 
 # --- dates ---------------------------------------------------------------------------------------
@@ -120,10 +115,6 @@ def parse_modified_since(value: str | None) -> int | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return ms(dt)
-
-
-def add_days(day: str, days: int) -> str:
-    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
 
 
 def lock_date_text(day: str) -> str:
