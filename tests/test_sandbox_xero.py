@@ -871,3 +871,15 @@ def test_document_arithmetic_follows_xeros_per_line_rule(x: XeroCaller, acme: di
     assert (Decimal(str(inv["TotalTax"])), Decimal(str(inv["Total"])), Decimal(str(inv["AmountDue"]))) == (
         total_tax, total, total)
     assert Decimal(str(inv["SubTotal"])) == total - total_tax
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list('ab"\'\\()=!<>&|., 0123456789ANDORTNguidGuidDateTime')), max_size=40))
+def test_where_parser_refuses_cleanly_or_compiles(text: str) -> None:
+    from sandbox.xero.where import WhereError, compile_where
+
+    try:
+        predicate = compile_where(text, lambda doc, path: doc.get(path))
+    except WhereError:
+        return
+    predicate({"a": "x", "b": 1})  # whatever compiles evaluates without raising

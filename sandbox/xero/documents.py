@@ -512,6 +512,8 @@ def write_document(books: Books, kind: DocKind, src: dict[str, Any], *, mode: st
             elif old_status == "AUTHORISED" and _has_money(existing) and status == old_status:
                 errors.extend([kind.status_message(), PAID_MSG])
         elif status == old_status:
+            if contact_changes is not None:
+                books.write_contact(contact_changes, allow_update=True)
             return existing  # nothing to change: no write, UpdatedDateUTC stays
     # SentToContact (only on approved documents; PO: a warning, SPEC PUT /PurchaseOrders example)
     if "SentToContact" in src:
