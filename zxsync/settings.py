@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     http_backoff_base_seconds: float = 0.5
     http_backoff_max_seconds: float = 30.0
 
+    # Prefect task retries for transient API trouble (the HTTP clients already retried inside).
+    task_retries: int = 3
+    task_retry_delay_seconds: float = 10.0
+
+    # How long a run waits for another run of the same org to finish before giving up.
+    org_lock_wait_seconds: float = 600.0
+
     # Ledger retention (days) for the journal; links are kept.
     retention_days: int = 30
 

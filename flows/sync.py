@@ -1,0 +1,115 @@
+"""Sync one organisation: extract, map, validate, load, reconcile.
+
+The flow only orchestrates; every step is a small task in ``tasks/`` that returns small values
+(stage names and counts), so a support person's Retry of a failed run resumes after the last
+batch that completed, and nothing already written is sent again.
+
+    Zoho changes --extract--> pages --map--> documents --validate--> batches --load--> Xero
+    Xero changes --extract--> pages ----------------------------------reconcile--> Zoho
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.options import RunOptions
+from tasks.extract import ExtractResult, extract_affected_invoices, extract_xero, extract_zoho
+from tasks.load import load_batch, settle_intents
+from tasks.map import map_page
+from tasks.plan import RunPlan, begin_run
+from tasks.reconcile import (
+    ID_WRITEBACK,
+    reconcile_contacts,
+    reconcile_page,
+    writeback_ids,
+    writeback_page_rejects,
+)
+from tasks.report import add_counts, finish_run
+from tasks.runtime import org_lock
+from tasks.validate import validate_page
+
+
+def run_name() -> str:
+    """``acme · schedule · both · since-last``: who, why and what, readable in the runs list."""
+    params = flow_run.parameters
+    options = params.get("options") or {}
+    if isinstance(options, RunOptions):
+        options = options.model_dump()
+    window = options.get("window") or {}
+    kind = window.get("kind", "since-last-run")
+    label = {"last-days": f"last-{window.get('days')}-days",
+             "record-ids": f"{len(window.get('record_ids') or [])}-records"}.get(kind, "since-last")
+    parts = [params.get("org", "?"), options.get("trigger", "manual"), options.get("direction", "both"), label]
+    if options.get("dry_run"):
+        parts.append("dry-run")
+    return " · ".join(str(p) for p in parts)
+
+
+@flow(name="sync-organisation", flow_run_name=run_name, persist_result=True)
+def sync_organisation(org: str, options: RunOptions | None = None) -> dict[str, Any]:
+    """Sync one organisation between Zoho CRM and Xero, then publish the sync log artifacts."""
+    options = options or RunOptions()
+    plan = begin_run(org, options)
+    with org_lock(plan.org, plan.run_id):
+        totals: dict[str, dict[str, int]] = {}
+        extracts: list[ExtractResult] = []
+        add_counts(totals, "contacts", settle_intents(plan))
+        for module in plan.to_xero():
+            extracted = extract_zoho(plan, module)
+            extracts.append(extracted)
+            push_module(plan, module, extracted, totals)
+            if module in ID_WRITEBACK:
+                add_counts(totals, module, writeback_ids(plan, module))
+        extracts += pull_from_xero(plan, totals)
+        return finish_run(plan, totals, extracts)
+
+
+def push_module(plan: RunPlan, module: str, extracted: ExtractResult, totals: dict[str, dict[str, int]]) -> None:
+    """Zoho -> Xero for one module, page by page: map, validate, load each batch, report rejects."""
+    for page in extracted.pages:
+        mapped = map_page(plan, module, page)
+        checked = validate_page(plan, mapped)
+        add_counts(totals, module, checked.counts)
+        if plan.dry_run:
+            add_counts(totals, module, {f"would_{action}": n for action, n in checked.planned.items()})
+        for batch in checked.batches:
+            add_counts(totals, module, load_batch(plan, batch))
+        add_counts(totals, module, writeback_page_rejects(plan, module, mapped.stage))
+
+
+def pull_from_xero(plan: RunPlan, totals: dict[str, dict[str, int]]) -> list[ExtractResult]:
+    """Xero -> Zoho: documents changed in Xero (and those whose payments or credit notes changed),
+    then contacts created in Xero."""
+    log = get_run_logger()
+    extracts: list[ExtractResult] = []
+    modules = {m.name for m in plan.modules}
+    invoice_like = modules & {"invoices", "sales_orders", "quotes", "payments"} or (
+        "purchase_orders" in modules and plan.purchase_target == "bill")
+    if invoice_like:
+        invoices = extract_xero(plan, "Invoices")
+        extracts.append(invoices)
+        for page in invoices.pages:
+            add_counts(totals, "invoices", reconcile_page(plan, "xero:Invoices", page))
+        if "payments" in modules:
+            payments = extract_xero(plan, "Payments")
+            credit_notes = extract_xero(plan, "CreditNotes")
+            extracts += [payments, credit_notes]
+            affected = extract_affected_invoices(plan, [payments, credit_notes], invoices)
+            for page in affected.pages:
+                add_counts(totals, "payments", reconcile_page(plan, "xero:Invoices", page))
+    if "purchase_orders" in modules and plan.purchase_target == "purchase_order":
+        orders = extract_xero(plan, "PurchaseOrders")
+        extracts.append(orders)
+        for page in orders.pages:
+            add_counts(totals, "purchase_orders", reconcile_page(plan, "xero:PurchaseOrders", page))
+    contacts_back = [m for m in plan.modules if m.name in ("contacts", "vendors") and m.to_zoho]
+    if contacts_back:
+        contacts = extract_xero(plan, "Contacts")
+        extracts.append(contacts)
+        for page in contacts.pages:
+            add_counts(totals, "contacts", reconcile_contacts(plan, page))
+    log.info("Xero changes read: %s", ", ".join(f"{e.stream} {e.records}" for e in extracts) or "none")
+    return extracts

@@ -1,0 +1,146 @@
+"""Map: one staged page of Zoho records -> Xero documents, with the org's customisations.
+
+The mapping engine (``mappings``) is pure; this task only gathers what it needs from the ledger
+(links: create or update, Xero ids of contacts and items, lock state) and stages its result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from pydantic import BaseModel
+
+from mappings import (
+    MappingResult,
+    load_org,
+    map_accounts,
+    map_invoices,
+    map_products,
+    map_purchase_orders,
+    map_quotes,
+    map_sales_orders,
+    map_vendors,
+)
+from tasks import runtime
+from tasks.extract import reference
+from tasks.plan import RunPlan
+from tasks.retry import TRANSIENT
+from tasks.staging import mapping_to_stage
+
+#: Subform of line items per Zoho document module.
+LINE_SUBFORMS = {"Invoices": "Invoiced_Items", "Purchase_Orders": "Purchase_Items", "Sales_Orders": "Ordered_Items",
+                 "Quotes": "Quoted_Items"}
+CONTACT_FIELD = {"Purchase_Orders": "Vendor_Name"}
+
+
+class MappedPage(BaseModel):
+    """Where a page's mapping result is staged, and its counts."""
+
+    module: str
+    page: str
+    stage: str
+    counts: dict[str, int]
+
+
+def mapping_links(plan: RunPlan, entity: str, zoho_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Ledger links as the mapping engine takes them (only records already in Xero)."""
+    out: dict[str, dict[str, Any]] = {}
+    for zoho_id, link in runtime.ledger().links_by_zoho(plan.org, entity, zoho_ids).items():
+        if not link.xero_id:
+            continue
+        extra = link.extra or {}
+        out[zoho_id] = {"xero_id": link.xero_id, "content_hash": link.content_hash,
+                        "line_ids": extra.get("line_ids") or {}, "xero_status": extra.get("xero_status"),
+                        "amount_paid": extra.get("amount_paid") or 0.0,
+                        "amount_credited": extra.get("amount_credited") or 0.0, "xero_number": link.xero_number,
+                        "xero_changed": bool(extra.get("xero_changed"))}
+    return out
+
+
+def failed_in_ledger(plan: RunPlan, entity: str, zoho_ids: list[str]) -> dict[str, str]:
+    """Contacts or items that could not be pushed (so documents using them wait, with that reason)."""
+    ledger = runtime.ledger()
+    links = ledger.links_by_zoho(plan.org, entity, zoho_ids)
+    failed = {z: (link.extra or {}).get("reason") or "it was rejected"
+              for z, link in links.items() if link.state in ("rejected", "deferred") and not link.xero_id}
+    return failed
+
+
+def _lookup_ids(records: list[dict[str, Any]], field: str) -> list[str]:
+    ids = {str(r[field]["id"]) for r in records if isinstance(r.get(field), dict) and r[field].get("id")}
+    return sorted(ids)
+
+
+def _line_product_ids(records: list[dict[str, Any]], subform: str) -> list[str]:
+    ids: set[str] = set()
+    for r in records:
+        for row in r.get(subform) or []:
+            product = row.get("Product_Name")
+            if isinstance(product, dict) and product.get("id"):
+                ids.add(str(product["id"]))
+    return sorted(ids)
+
+
+def map_records(plan: RunPlan, module: str, records: list[dict[str, Any]],
+                people: list[dict[str, Any]] | None = None) -> MappingResult:
+    """Run the mapping engine over Zoho records of one module, with what it needs from the ledger."""
+    config = load_org(plan.org)
+    spec = plan.spec(module)
+    ids = [str(r["id"]) for r in records]
+    links = mapping_links(plan, spec.entity, ids)
+    if module in ("contacts", "vendors"):
+        # Matching by email or name (first sync) needs Xero's contacts: fetched only when some are new.
+        ref = reference(plan, contacts=any(i not in links for i in ids))
+        if module == "contacts":
+            return map_accounts(records, org=config, ref=ref, links=links, contacts=people or [])
+        return map_vendors(records, org=config, ref=ref, links=links)
+    if module == "products":
+        return map_products(records, org=config, ref=reference(plan), links=links)
+    ref = reference(plan)
+    contact_field = CONTACT_FIELD.get(spec.zoho, "Account_Name")
+    contact_ids = _lookup_ids(records, contact_field)
+    contact_links = {z: l["xero_id"] for z, l in mapping_links(plan, "contact", contact_ids).items()}
+    product_ids = _line_product_ids(records, LINE_SUBFORMS[spec.zoho])
+    item_links = {z: l["xero_id"] for z, l in mapping_links(plan, "item", product_ids).items()}
+    failed = {**failed_in_ledger(plan, "contact", contact_ids), **failed_in_ledger(plan, "item", product_ids)}
+    products = _products(plan, product_ids) if _needs_products(config) else None
+    mapper = {"invoices": map_invoices, "purchase_orders": map_purchase_orders,
+              "sales_orders": map_sales_orders, "quotes": map_quotes}[module]
+    return mapper(records, org=config, ref=ref, links=links, contact_links=contact_links, item_links=item_links,
+                  products=products, failed=failed)
+
+
+@task(name="map", persist_result=True, **TRANSIENT)
+def map_page(plan: RunPlan, module: str, page: str) -> MappedPage:
+    """Map one staged page of a module and stage the documents, rejects and skips."""
+    ledger = runtime.ledger()
+    records = ledger.stage_get(plan.org, plan.run_id, page)
+    people = ledger.stage_get(plan.org, plan.run_id, f"{page}:contacts") if module == "contacts" else None
+    result = map_records(plan, module, records, people)
+    stage = mapping_to_stage(plan, f"{page}:mapped", result)
+    return MappedPage(module=module, page=page, stage=stage, counts=result.counts())
+
+
+def _needs_products(config: Any) -> bool:
+    """Whether any mapping reads product fields the line doesn't carry (category, product.*)."""
+    accounts = config.accounts
+    if accounts.by_category or accounts.purchases_by_category:
+        return True
+    return any(s.startswith("product.") for section in ("invoices", "purchase_orders", "sales_orders", "quotes")
+               for m in getattr(config.fields, section) for s in m.sources) or any(
+        t.source.startswith("product.") for t in config.tracking)
+
+
+def _products(plan: RunPlan, product_ids: list[str]) -> list[dict[str, Any]]:
+    """The Zoho products on a page's lines (category and fields for account and tracking rules)."""
+    if not product_ids:
+        return []
+    zoho = runtime.zoho(plan.org)
+    fields = ["Product_Name", "Product_Code", "Product_Category", "Unit_Price", "Vendor_Name"]
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(product_ids), 100):
+        chunk = product_ids[start:start + 100]
+        for page in zoho.iter_pages("Products", fields, params={"ids": ",".join(chunk)}, sort_by=None):
+            out.extend(page.records)
+    return out

@@ -1,0 +1,340 @@
+"""Reconcile: what Xero decided comes back to Zoho CRM.
+
+For every linked document: Xero's id, number, status, amounts paid and due, fully-paid date,
+payments and credit notes, the online link and the sync status (synced, locked-paid,
+locked-part-paid, or "rejected: reason"); Xero ids onto Zoho Accounts, Vendors and Products; and
+contacts and invoices created in Xero become Zoho records where the org syncs them that way.
+Every write-back carries a content hash, so an unchanged one costs nothing and our own writes
+never bounce back as changes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from connectors.zoho import RecordResult
+from ledger import JournalEntry
+from mappings import (
+    Reject,
+    ZohoWrite,
+    ZohoWriteResult,
+    content_hash,
+    load_org,
+    writeback_documents,
+    writeback_rejects,
+    xero_contact_people_to_zoho,
+    xero_contacts_to_zoho,
+    xero_invoices_to_zoho,
+)
+from tasks import runtime
+from tasks.extract import reference
+from tasks.plan import RunPlan
+from tasks.retry import TRANSIENT
+from tasks.staging import mapping_from_stage
+from tasks.validate import record_rejects
+
+#: Ledger entities whose Xero document is an ACCREC invoice, with their Zoho module.
+ACCREC_ENTITIES = {"invoice": "Invoices", "sales_order": "Sales_Orders", "quote": "Quotes"}
+ZOHO_BATCH = 100
+
+
+def online_url(xero_id: str, kind: str = "ACCREC") -> str:
+    """Xero's deep link to a document (no API call per record)."""
+    if kind == "PO":
+        return f"https://go.xero.com/Accounts/Payable/PurchaseOrders/View/{xero_id}"
+    if kind == "ACCPAY":
+        return f"https://go.xero.com/AccountsPayable/View.aspx?InvoiceID={xero_id}"
+    return f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={xero_id}"
+
+
+def write_to_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite], *, hash_key: str = "zoho_hash",
+                  xero_state: dict[str, dict[str, Any]] | None = None) -> Counter[str]:
+    """Update Zoho records in batches of 100 and remember each write-back's hash on the link."""
+    counts: Counter[str] = Counter()
+    if not writes:
+        return counts
+    if plan.dry_run:
+        counts["would_write_back"] += len(writes)
+        return counts
+    ledger = runtime.ledger()
+    zoho = runtime.zoho(plan.org)
+    module = writes[0].module
+    for start in range(0, len(writes), ZOHO_BATCH):
+        chunk = writes[start:start + ZOHO_BATCH]
+        results = zoho.update(module, [w.record for w in chunk], keys=[str(w.zoho_id) for w in chunk])
+        by_key: dict[str, RecordResult] = {r.key: r for r in results}
+        links = ledger.links_by_zoho(plan.org, entity, [str(w.zoho_id) for w in chunk])
+        rows, entries = [], []
+        for w in chunk:
+            outcome = by_key.get(str(w.zoho_id))
+            link = links.get(str(w.zoho_id))
+            if outcome is not None and outcome.ok:
+                extra = dict((link.extra if link else None) or {})
+                extra[hash_key] = w.content_hash
+                extra.update((xero_state or {}).get(str(w.zoho_id), {}))
+                row: dict[str, Any] = {"zoho_id": str(w.zoho_id), "extra": extra}
+                status = w.record.get("Xero_Sync_Status")
+                if link is not None and link.xero_id and status in ("synced", "locked-paid", "locked-part-paid"):
+                    row["state"] = status
+                rows.append(row)
+                entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=str(w.zoho_id),
+                                            xero_id=w.xero_id, action="writeback", outcome="ok",
+                                            after={"zoho": w.record}))
+                counts["written_back"] += 1
+            else:
+                reason = (outcome.message if outcome else None) or "no answer for this record"
+                field = outcome.api_name if outcome else None
+                entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=str(w.zoho_id),
+                                            xero_id=w.xero_id, action="writeback", outcome="error", field=field,
+                                            message=f"Zoho refused the write-back: {reason}",
+                                            hint="Check the Zoho field named (type, length, picklist values) "
+                                                 "and the layout's rules"))
+                counts["writeback_errors"] += 1
+        with ledger.atomic():
+            if rows:
+                ledger.upsert_links(plan.org, entity, rows)
+            ledger.record(entries)
+    return counts
+
+
+def _record_mapping_rejects(plan: RunPlan, entity: str, results: Iterable[ZohoWriteResult]) -> int:
+    rejects: list[Reject] = [r for res in results for r in res.rejects]
+    if not rejects:
+        return 0
+    ledger = runtime.ledger()
+    ledger.record([JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=r.record_id,
+                                action="writeback", outcome="rejected", rule=r.rule, field=r.field,
+                                message=r.message, hint=r.hint) for r in rejects])
+    return len({r.record_id for r in rejects if r.blocking})
+
+
+@task(name="reconcile", persist_result=True, **TRANSIENT)
+def reconcile_page(plan: RunPlan, stream: str, page: str) -> dict[str, int]:
+    """One page of Xero's changed documents (Invoices or PurchaseOrders) back into Zoho."""
+    ledger = runtime.ledger()
+    config = load_org(plan.org)
+    docs = ledger.stage_get(plan.org, plan.run_id, page)
+    counts: Counter[str] = Counter()
+    if not docs:
+        return dict(counts)
+    ref = reference(plan)
+    if stream == "xero:PurchaseOrders":
+        groups = {("purchase_order", "Purchase_Orders", "PO"): docs}
+    else:
+        groups = {("bill", "Purchase_Orders", "ACCPAY"): [d for d in docs if d.get("Type") == "ACCPAY"]}
+        for entity, module in ACCREC_ENTITIES.items():
+            groups[(entity, module, "ACCREC")] = [d for d in docs if d.get("Type") == "ACCREC"]
+    id_field = "PurchaseOrderID" if stream == "xero:PurchaseOrders" else "InvoiceID"
+    linked_any: set[str] = set()
+    for (entity, module, kind), group in groups.items():
+        if not group:
+            continue
+        links = ledger.links_by_xero(plan.org, entity, [d[id_field] for d in group])
+        if not links:
+            continue
+        linked_any.update(links)
+        zoho_links = {x: link.zoho_id for x, link in links.items()}
+        mine = [d for d in group if d[id_field] in zoho_links]
+        result = writeback_documents(
+            mine, org=config, ref=ref, links=zoho_links, module=module,
+            online_urls={d[id_field]: online_url(d[id_field], kind) for d in mine},
+            written_hashes={link.zoho_id: (link.extra or {}).get("zoho_hash") for link in links.values()})
+        counts["rejected"] += _record_mapping_rejects(plan, entity, [result])
+        state = {zoho_links[d[id_field]]: _state(d) for d in mine}
+        counts.update(write_to_zoho(plan, entity, result.writes, xero_state=state))
+        counts["unchanged"] += len(result.unchanged)
+        # Keep the lock state current even when the write-back itself is unchanged.
+        _remember_state(plan, entity, {zoho_links[d[id_field]]: _state(d) for d in mine}, links)
+    if stream == "xero:Invoices":
+        counts.update(_create_invoices_in_zoho(plan, config, ref, [d for d in docs if d.get("Type") == "ACCREC"
+                                                                   and d["InvoiceID"] not in linked_any]))
+    return dict(counts)
+
+
+def _state(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"xero_status": doc.get("Status"), "amount_paid": doc.get("AmountPaid") or 0.0,
+            "amount_credited": doc.get("AmountCredited") or 0.0}
+
+
+def _remember_state(plan: RunPlan, entity: str, states: dict[str, dict[str, Any]], links: dict[str, Any]) -> None:
+    ledger = runtime.ledger()
+    rows = []
+    for link in links.values():
+        state = states.get(link.zoho_id)
+        if state is None:
+            continue
+        extra = dict(link.extra or {})
+        if all(extra.get(k) == v for k, v in state.items()):
+            continue
+        extra.update(state)
+        rows.append({"zoho_id": link.zoho_id, "extra": extra})
+    if rows and not plan.dry_run:
+        ledger.upsert_links(plan.org, entity, rows)
+
+
+def _create_invoices_in_zoho(plan: RunPlan, config: Any, ref: Any, fresh: list[dict[str, Any]]) -> Counter[str]:
+    """ACCREC invoices created in Xero (not by us) become Zoho Invoices when invoices sync to Zoho."""
+    counts: Counter[str] = Counter()
+    module = plan.module("invoices")
+    if not fresh or module is None or not module.to_zoho:
+        return counts
+    ledger = runtime.ledger()
+    contact_ids = sorted({d["Contact"]["ContactID"] for d in fresh if isinstance(d.get("Contact"), dict)})
+    contact_links = {x: link.zoho_id for x, link in ledger.links_by_xero(plan.org, "contact", contact_ids).items()}
+    item_links = {link.xero_number or "": link.zoho_id for link in ledger.links_by_zoho(plan.org, "item").values()
+                  if link.xero_number}
+    result = xero_invoices_to_zoho(fresh, org=config, ref=ref, linked=[], contact_links=contact_links,
+                                   item_links=item_links)
+    counts["rejected"] += _record_mapping_rejects(plan, "invoice", [result])
+    created = create_in_zoho(plan, "invoice", result.writes)
+    counts.update(created)
+    if created["created_in_zoho"]:
+        made = ledger.links_by_xero(plan.org, "invoice", [str(w.xero_id) for w in result.writes])
+        settle_born_in_xero(plan, "invoices", [link.zoho_id for link in made.values()])
+    return counts
+
+
+def settle_born_in_xero(plan: RunPlan, module: str, zoho_ids: list[str]) -> None:
+    """Records we just created in Zoho from Xero: remember what they map back to, so the next run
+    sees them as unchanged instead of pushing Zoho's copy over Xero's original (no ping-pong)."""
+    if not zoho_ids or plan.dry_run:
+        return
+    from tasks.extract import records_by_ids
+    from tasks.map import map_records
+
+    spec = plan.spec(module)
+    records, people = records_by_ids(plan, spec.zoho, zoho_ids)
+    result = map_records(plan, module, records, people)
+    rows = [{"zoho_id": d.zoho_id, "content_hash": d.content_hash} for d in result.documents
+            if d.content_hash and d.action in ("create", "update")]
+    if rows:
+        runtime.ledger().upsert_links(plan.org, spec.entity, rows)
+
+
+def create_in_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite]) -> Counter[str]:
+    """Insert records born in Xero into Zoho and link them (Xero's number kept in its own field)."""
+    counts: Counter[str] = Counter()
+    if not writes:
+        return counts
+    if plan.dry_run:
+        counts["would_create_in_zoho"] += len(writes)
+        return counts
+    ledger = runtime.ledger()
+    zoho = runtime.zoho(plan.org)
+    module = writes[0].module
+    for start in range(0, len(writes), ZOHO_BATCH):
+        chunk = writes[start:start + ZOHO_BATCH]
+        results = zoho.insert(module, [w.record for w in chunk], keys=[str(w.xero_id) for w in chunk])
+        by_key = {r.key: r for r in results}
+        rows, entries = [], []
+        for w in chunk:
+            outcome = by_key.get(str(w.xero_id))
+            if outcome is not None and outcome.ok and outcome.id:
+                extra = {"zoho_hash": w.content_hash, "born_in": "xero", "zoho_module": module}
+                id_field = ID_FIELDS.get(module)
+                if id_field and w.record.get(id_field) == w.xero_id:
+                    extra["id_hash"] = content_hash({"id": outcome.id, id_field: w.xero_id})
+                rows.append({"zoho_id": outcome.id, "xero_id": w.xero_id, "state": "synced", "extra": extra})
+                entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=outcome.id,
+                                            xero_id=w.xero_id, action="create-in-zoho", outcome="ok",
+                                            after={"zoho": w.record}))
+                counts["created_in_zoho"] += 1
+            else:
+                reason = (outcome.message if outcome else None) or "no answer for this record"
+                entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, xero_id=w.xero_id,
+                                            action="create-in-zoho", outcome="error",
+                                            message=f"Zoho refused the new {module} record: {reason}",
+                                            hint="Check the Zoho module's mandatory fields and layout rules"))
+                counts["writeback_errors"] += 1
+        with ledger.atomic():
+            if rows:
+                ledger.upsert_links(plan.org, entity, rows)
+            ledger.record(entries)
+    return counts
+
+
+@task(name="reconcile-contacts", persist_result=True, **TRANSIENT)
+def reconcile_contacts(plan: RunPlan, page: str) -> dict[str, int]:
+    """Contacts created in Xero become Zoho Accounts (with their person) or Vendors."""
+    ledger = runtime.ledger()
+    config = load_org(plan.org)
+    contacts = ledger.stage_get(plan.org, plan.run_id, page)
+    linked = set(ledger.links_by_xero(plan.org, "contact", [c["ContactID"] for c in contacts]))
+    ref = reference(plan)
+    counts: Counter[str] = Counter()
+    results = xero_contacts_to_zoho(contacts, org=config, ref=ref, linked=linked)
+    counts["rejected"] += _record_mapping_rejects(plan, "contact", results)
+    account_links: dict[str, str] = {}
+    for result in results:
+        counts.update(create_in_zoho(plan, "contact", result.writes))
+        if result.module == "Accounts" and not plan.dry_run:
+            made = ledger.links_by_xero(plan.org, "contact", [str(w.xero_id) for w in result.writes])
+            account_links.update({x: link.zoho_id for x, link in made.items()})
+    if account_links:
+        people = xero_contact_people_to_zoho(contacts, org=config, ref=ref, account_links=account_links)
+        counts["rejected"] += _record_mapping_rejects(plan, "contact", [people])
+        if people.writes and not plan.dry_run:
+            runtime.zoho(plan.org).insert("Contacts", [w.record for w in people.writes],
+                                          keys=[str(w.xero_id) for w in people.writes])
+    for result in results:
+        if result.writes and not plan.dry_run:
+            made = ledger.links_by_xero(plan.org, "contact", [str(w.xero_id) for w in result.writes])
+            module = "vendors" if result.module == "Vendors" else "contacts"
+            settle_born_in_xero(plan, module, [link.zoho_id for link in made.values()])
+    return dict(counts)
+
+
+#: The Zoho field holding the Xero id, per Zoho module.
+ID_FIELDS = {"Accounts": "Xero_Contact_ID", "Vendors": "Xero_Contact_ID", "Products": "Xero_Item_ID"}
+#: Zoho module and id field written back for linked contacts and items.
+ID_WRITEBACK = {"contacts": ("contact", "Accounts", "Xero_Contact_ID"),
+                "vendors": ("contact", "Vendors", "Xero_Contact_ID"),
+                "products": ("item", "Products", "Xero_Item_ID")}
+
+
+@task(name="write-back-ids", persist_result=True, **TRANSIENT)
+def writeback_ids(plan: RunPlan, module: str) -> dict[str, int]:
+    """Xero's ContactID / ItemID onto the Zoho Accounts, Vendors and Products that lack it."""
+    entity, zoho_module, field = ID_WRITEBACK[module]
+    ref = reference(plan)
+    if ref.zoho_field(zoho_module, field) is None:
+        get_run_logger().warning("Zoho %s has no field %s: run `zxsync setup zoho-fields %s` to add it",
+                                 zoho_module, field, plan.org)
+        return {}
+    if plan.dry_run:
+        return {}
+    links = runtime.ledger().links_by_zoho(plan.org, entity)
+    writes = []
+    for zoho_id, link in links.items():
+        if not link.xero_id or (link.extra or {}).get("zoho_module", zoho_module) != zoho_module:
+            continue
+        record = {"id": zoho_id, field: link.xero_id}
+        digest = content_hash(record)
+        if (link.extra or {}).get("id_hash") != digest:
+            writes.append(ZohoWrite(zoho_module, "update", zoho_id, link.xero_id, record, digest))
+    return dict(write_to_zoho(plan, entity, writes, hash_key="id_hash"))
+
+
+@task(name="write-back-rejects", persist_result=True, **TRANSIENT)
+def writeback_page_rejects(plan: RunPlan, module: str, mapped_stage: str) -> dict[str, int]:
+    """``Xero_Sync_Status`` ("rejected: reason", locked-paid, ...) on the Zoho records not pushed."""
+    spec = plan.spec(module)
+    result = mapping_from_stage(plan, mapped_stage)
+    blocking = [r for r in result.rejects if r.blocking]
+    if not blocking:
+        return {}
+    ledger = runtime.ledger()
+    links = ledger.links_by_zoho(plan.org, spec.entity, [r.record_id for r in blocking])
+    written = {z: (link.extra or {}).get("zoho_hash") for z, link in links.items()}
+    counts: Counter[str] = Counter()
+    for res in writeback_rejects(blocking, org=load_org(plan.org), ref=reference(plan), written_hashes=written):
+        counts.update(write_to_zoho(plan, spec.entity, res.writes))
+    return dict(counts)
+
+
+__all__ = ["create_in_zoho", "online_url", "reconcile_contacts", "reconcile_page", "record_rejects",
+           "write_to_zoho", "writeback_ids", "writeback_page_rejects"]
