@@ -55,23 +55,23 @@ def module_name(name: str) -> str:
 
 
 def quote_string(value: str) -> str:
-    """A COQL string literal that cannot break out of itself, whatever escape convention the parser
-    follows (Zoho does not document one; SQL doubles quotes, MySQL-style parsers also honour
-    backslashes):
+    """A COQL string literal that cannot break out of itself.
 
-    * no quote and no backslash: ``'value'``;
-    * a single quote but no double quote or backslash (``O'Brien``): ``"O'Brien"`` — COQL takes
-      both quote characters (Kaizen #171), so nothing needs escaping;
-    * anything else: single quotes with ``'`` and ``\\`` doubled. A MySQL-style parser reads the
-      value back exactly; a doubling-only parser too, except that backslashes stay doubled (the
-      value does not match); a backslash-only parser sees adjacent literals and rejects the query.
-      In every case no character of the value ends up outside a literal: no injection.
+    Zoho's rules (Kaizen #171): a string is quoted with ``'`` or ``"``, a quote inside it is
+    escaped by doubling it, and a backslash is an ordinary character (``\\'`` does *not* escape a
+    quote). So:
+
+    * no single quote (``Plain``, ``ends with \\``): ``'value'`` as is;
+    * a single quote but no double quote (``O'Brien``): ``"O'Brien"`` — nothing to escape;
+    * both quote characters: single quotes with ``'`` doubled.
+
+    Doubling backslashes would be wrong: Zoho would read them back doubled and match nothing.
     """
-    if "'" not in value and "\\" not in value:
+    if "'" not in value:
         return f"'{value}'"
-    if '"' not in value and "\\" not in value:
+    if '"' not in value:
         return f'"{value}"'
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+    return "'" + value.replace("'", "''") + "'"
 
 
 def literal(value: Scalar) -> str:
