@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     task_retries: int = 3
     task_retry_delay_seconds: float = 10.0
 
+    # Worker setups where several processes may call one tenant: Prefect global concurrency limits
+    # per tenant (strict) back the in-process limiter (tasks/limits.py; needs a Prefect server).
+    prefect_limits: bool = False
+
     # How long a run waits for another run of the same org to finish before giving up.
     org_lock_wait_seconds: float = 600.0
 
