@@ -4,8 +4,12 @@ The flow only orchestrates; every step is a small task in ``tasks/`` that return
 (stage names and counts), so a support person's Retry of a failed run resumes after the last
 batch that completed, and nothing already written is sent again.
 
+    Xero changes --extract--> pages ---------------------------------- reconcile --> Zoho
     Zoho changes --extract--> pages --map--> documents --validate--> batches --load--> Xero
-    Xero changes --extract--> pages ----------------------------------reconcile--> Zoho
+                                                            Xero's answers --reconcile--> Zoho
+
+Xero comes first so that this run's pushes see its latest lock state (an invoice paid in Xero
+since the last run is never edited); what the run pushes is written back from Xero's answers.
 """
 
 from __future__ import annotations
@@ -16,8 +20,14 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.options import RunOptions
-from tasks.extract import ExtractResult, extract_affected_invoices, extract_xero, extract_zoho
-from tasks.load import load_batch, settle_intents
+from tasks.extract import (
+    ExtractResult,
+    extract_affected_invoices,
+    extract_xero,
+    extract_zoho,
+    extract_zoho_deleted,
+)
+from tasks.load import load_batch, pushed_stage, settle_intents
 from tasks.map import map_page
 from tasks.plan import RunPlan, begin_run
 from tasks.reconcile import (
@@ -26,6 +36,7 @@ from tasks.reconcile import (
     reconcile_page,
     writeback_ids,
     writeback_page_rejects,
+    writeback_pushed,
 )
 from tasks.report import add_counts, finish_run
 from tasks.runtime import org_lock
@@ -56,27 +67,39 @@ def sync_organisation(org: str, options: RunOptions | None = None) -> dict[str, 
     with org_lock(plan.org, plan.run_id):
         totals: dict[str, dict[str, int]] = {}
         extracts: list[ExtractResult] = []
-        add_counts(totals, "contacts", settle_intents(plan))
+        for module, counts in settle_intents(plan).items():
+            add_counts(totals, module, counts)
+        extracts += pull_from_xero(plan, totals)
         for module in plan.to_xero():
             extracted = extract_zoho(plan, module)
             extracts.append(extracted)
             push_module(plan, module, extracted, totals)
+            if module in DOCUMENT_MODULES:
+                deleted = extract_zoho_deleted(plan, module)
+                extracts.append(deleted)
+                push_module(plan, module, deleted, totals, deleted=True)
             if module in ID_WRITEBACK:
                 add_counts(totals, module, writeback_ids(plan, module))
-        extracts += pull_from_xero(plan, totals)
         return finish_run(plan, totals, extracts)
 
 
-def push_module(plan: RunPlan, module: str, extracted: ExtractResult, totals: dict[str, dict[str, int]]) -> None:
-    """Zoho -> Xero for one module, page by page: map, validate, load each batch, report rejects."""
+DOCUMENT_MODULES = ("invoices", "purchase_orders", "sales_orders", "quotes")
+
+
+def push_module(plan: RunPlan, module: str, extracted: ExtractResult, totals: dict[str, dict[str, int]], *,
+                deleted: bool = False) -> None:
+    """Zoho -> Xero for one module, page by page: map, validate, load each batch, then write Xero's
+    answers and the page's rejects back to Zoho."""
     for page in extracted.pages:
-        mapped = map_page(plan, module, page)
+        mapped = map_page(plan, module, page, deleted)
         checked = validate_page(plan, mapped)
         add_counts(totals, module, checked.counts)
         if plan.dry_run:
             add_counts(totals, module, {f"would_{action}": n for action, n in checked.planned.items()})
         for batch in checked.batches:
             add_counts(totals, module, load_batch(plan, batch))
+        if module in DOCUMENT_MODULES and checked.batches:
+            add_counts(totals, module, writeback_pushed(plan, module, [pushed_stage(b) for b in checked.batches]))
         add_counts(totals, module, writeback_page_rejects(plan, module, mapped.stage))
 
 

@@ -266,6 +266,35 @@ def _accounts_of_changed_contacts(plan: RunPlan, since: datetime | None) -> list
     return sorted(ids)
 
 
+@task(name="extract-zoho-deleted", persist_result=True, **TRANSIENT)
+def extract_zoho_deleted(plan: RunPlan, module: str) -> ExtractResult:
+    """Stage the module's records deleted in Zoho since the watermark (only linked ones matter)."""
+    spec = plan.spec(module)
+    stream = f"zoho:{spec.zoho}:deleted"
+    if plan.window.kind == "record-ids":
+        return ExtractResult(stream=stream, pages=[], records=0)
+    ledger = runtime.ledger()
+    pages: list[str] = []
+    newest: datetime | None = None
+    total = 0
+    for page in runtime.zoho(plan.org).iter_deleted(spec.zoho, modified_since=window_since(plan, stream)):
+        ids = [str(r["id"]) for r in page.records if r.get("id")]
+        linked = ledger.links_by_zoho(plan.org, spec.entity, ids)
+        mine = [r for r in page.records if str(r.get("id")) in linked]
+        for r in page.records:
+            value = r.get("deleted_time")
+            if value:
+                try:
+                    moment = datetime.fromisoformat(str(value)).astimezone(UTC)
+                except ValueError:
+                    continue
+                newest = moment if newest is None or moment > newest else newest
+        if mine:
+            pages.append(ledger.stage_put(plan.org, plan.run_id, f"{stream}:{len(pages) + 1:05d}", mine))
+            total += len(mine)
+    return ExtractResult(stream=stream, pages=pages, records=total, newest=newest)
+
+
 # --- Xero ----------------------------------------------------------------------------------------
 @task(name="extract-xero", persist_result=True, **TRANSIENT)
 def extract_xero(plan: RunPlan, entity: str) -> ExtractResult:

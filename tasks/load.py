@@ -95,14 +95,23 @@ def settle_pending(plan: RunPlan, entity: str | None = None) -> Counter[str]:
     return counts
 
 
+#: Ledger entity -> the module its counts are reported under.
+ENTITY_MODULE = {"contact": "contacts", "item": "products", "invoice": "invoices", "sales_order": "sales_orders",
+                 "quote": "quotes", "purchase_order": "purchase_orders", "bill": "purchase_orders"}
+
+
 @task(name="settle-intents", persist_result=True, **TRANSIENT)
-def settle_intents(plan: RunPlan) -> dict[str, int]:
+def settle_intents(plan: RunPlan) -> dict[str, dict[str, int]]:
     """Before anything is written: settle what an interrupted earlier run may have left pending."""
-    if plan.dry_run or not runtime.ledger().pending_intents(plan.org):
+    ledger = runtime.ledger()
+    if plan.dry_run or not ledger.pending_intents(plan.org):
         return {}
-    counts = settle_pending(plan)
-    get_run_logger().info("Settled interrupted writes by lookup: %s", dict(counts))
-    return {"healed": counts["healed"]}
+    out: dict[str, dict[str, int]] = {}
+    for entity in sorted({i.entity for i in ledger.pending_intents(plan.org)}):
+        counts = settle_pending(plan, entity)
+        get_run_logger().info("Settled interrupted %s writes by lookup: %s", entity, dict(counts))
+        out.setdefault(ENTITY_MODULE.get(entity, entity), {})["healed"] = counts["healed"]
+    return out
 
 
 def _spec_for_entity(entity: str) -> Any:
@@ -244,7 +253,14 @@ def load_batch(plan: RunPlan, batch: BatchRef) -> dict[str, int]:
         ledger.record(entries)
         if not unknown:
             ledger.settle_intent(intent_id, state="settled", result={"ok": len(rows), "refused": len(rejects)})
+    if rejects and spec.xero == "Invoices":
+        rejects = _link_existing_numbers(plan, spec.entity, todo, by_key, rejects, counts)
     counts["rejected"] += record_rejects(plan, spec.entity, rejects)
+    returned = [by_key[d.zoho_id].element for d in todo if d.zoho_id in by_key and by_key[d.zoho_id].ok
+                and by_key[d.zoho_id].element]
+    if returned and spec.xero in ("Invoices", "PurchaseOrders"):
+        # What Xero answered is what goes back to Zoho (no second read of the same documents).
+        ledger.stage_put(plan.org, plan.run_id, pushed_stage(batch), returned)
     log.info("%s %s batch %s: %s", spec.xero, batch.action, batch.stage.rsplit(":", 1)[-1],
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if unknown:
@@ -252,6 +268,48 @@ def load_batch(plan: RunPlan, batch: BatchRef) -> dict[str, int]:
         raise UnknownOutcome(f"{len(unknown)} element(s) of {batch.stage}: outcome unknown; "
                               "the retry settles them by lookup")
     return dict(counts)
+
+
+def pushed_stage(batch: BatchRef) -> str:
+    """Where a batch's documents, as Xero returned them, wait for the write-back to Zoho."""
+    return f"{batch.stage}:xero"
+
+
+UNIQUE_NUMBER = "must be unique"
+
+
+def _link_existing_numbers(plan: RunPlan, entity: str, docs: list[Document], by_key: dict[str, ElementResult],
+                           rejects: list[Reject], counts: Counter[str]) -> list[Reject]:
+    """First sync into a Xero org that already has the invoice: link it by its unique number
+    instead of reporting a duplicate (the next run updates it if Zoho differs and Xero allows)."""
+    wanted = {d.payload.get("InvoiceNumber"): d for d in docs
+              if d.action == "create" and d.payload.get("InvoiceNumber") and d.zoho_id in by_key
+              and any(UNIQUE_NUMBER in e for e in by_key[d.zoho_id].errors)}
+    if not wanted or not all(d.payload.get("Type", "ACCREC") == "ACCREC" for d in wanted.values()):
+        return rejects
+    found = runtime.xero(plan.org).find_invoices_by_number(list(wanted))
+    if not found:
+        return rejects
+    ledger = runtime.ledger()
+    taken = ledger.links_by_xero(plan.org, entity, [i["InvoiceID"] for i in found.values()])
+    rows, entries, linked = [], [], set()
+    for number, invoice in found.items():
+        doc = wanted[number]
+        if invoice["InvoiceID"] in taken:
+            continue  # that Xero invoice belongs to another Zoho record: a real duplicate number
+        rows.append({"zoho_id": doc.zoho_id, "xero_id": invoice["InvoiceID"], "xero_number": number,
+                     "zoho_number": doc.number, "state": "synced",
+                     "extra": {**xero_state(invoice), "zoho_module": doc.module, "linked_by": "InvoiceNumber"}})
+        entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=doc.zoho_id,
+                                    xero_id=invoice["InvoiceID"], action="link-existing", outcome="ok",
+                                    message=f"Xero already had invoice {number}: linked, not created again"))
+        linked.add(doc.zoho_id)
+    with ledger.atomic():
+        if rows:
+            ledger.upsert_links(plan.org, entity, rows)
+        ledger.record(entries)
+    counts["linked"] += len(linked)
+    return [r for r in rejects if r.record_id not in linked]
 
 
 def _digest(hashes: list[str]) -> str:

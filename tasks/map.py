@@ -15,6 +15,7 @@ from mappings import (
     MappingResult,
     load_org,
     map_accounts,
+    map_deletions,
     map_invoices,
     map_products,
     map_purchase_orders,
@@ -22,6 +23,7 @@ from mappings import (
     map_sales_orders,
     map_vendors,
 )
+from ledger import JournalEntry
 from tasks import runtime
 from tasks.extract import reference
 from tasks.plan import RunPlan
@@ -82,12 +84,48 @@ def _line_product_ids(records: list[dict[str, Any]], subform: str) -> list[str]:
     return sorted(ids)
 
 
+#: Zoho fields where we (or a previous integration) keep the Xero id, per Zoho module.
+XERO_ID_FIELDS = {"Accounts": "Xero_Contact_ID", "Vendors": "Xero_Contact_ID", "Products": "Xero_Item_ID",
+                  "Invoices": "Xero_Invoice_ID", "Sales_Orders": "Xero_Invoice_ID", "Quotes": "Xero_Invoice_ID"}
+
+
+def adopt_links(plan: RunPlan, module: str, records: list[dict[str, Any]]) -> int:
+    """Unlinked Zoho records that already carry a Xero id (left by a previous tool, or by us before
+    the ledger was lost) are linked to it instead of being created again in Xero."""
+    spec = plan.spec(module)
+    field = XERO_ID_FIELDS.get(spec.zoho) or ("Xero_Bill_ID" if spec.entity == "bill" else "Xero_PO_ID")
+    candidates = {str(r["id"]): str(r[field]).strip() for r in records if r.get(field) and str(r[field]).strip()}
+    if not candidates or plan.dry_run:
+        return 0
+    ledger = runtime.ledger()
+    linked = ledger.links_by_zoho(plan.org, spec.entity, list(candidates))
+    taken = ledger.links_by_xero(plan.org, spec.entity, list(candidates.values()))
+    rows, entries, claimed = [], [], set()
+    for zoho_id, xero_id in candidates.items():
+        link = linked.get(zoho_id)
+        if (link is not None and link.xero_id) or xero_id in taken or xero_id in claimed:
+            continue
+        claimed.add(xero_id)
+        rows.append({"zoho_id": zoho_id, "xero_id": xero_id, "state": "synced",
+                     "extra": {**((link.extra if link else None) or {}), "adopted_from": field,
+                               "zoho_module": spec.zoho}})
+        entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=spec.entity, zoho_id=zoho_id,
+                                    xero_id=xero_id, action="adopt-link", outcome="ok",
+                                    message=f"linked through the Xero id already in Zoho's {field}"))
+    if rows:
+        with ledger.atomic():
+            ledger.upsert_links(plan.org, spec.entity, rows)
+            ledger.record(entries)
+    return len(rows)
+
+
 def map_records(plan: RunPlan, module: str, records: list[dict[str, Any]],
                 people: list[dict[str, Any]] | None = None) -> MappingResult:
     """Run the mapping engine over Zoho records of one module, with what it needs from the ledger."""
     config = load_org(plan.org)
     spec = plan.spec(module)
     ids = [str(r["id"]) for r in records]
+    adopt_links(plan, module, records)
     links = mapping_links(plan, spec.entity, ids)
     if module in ("contacts", "vendors"):
         # Matching by email or name (first sync) needs Xero's contacts: fetched only when some are new.
@@ -111,15 +149,46 @@ def map_records(plan: RunPlan, module: str, records: list[dict[str, Any]],
                   products=products, failed=failed)
 
 
+#: Ledger entity -> the mapping engine's document kind.
+DOC_KINDS = {"invoice": "invoice", "sales_order": "sales_order", "quote": "quote", "bill": "bill",
+             "purchase_order": "purchase_order"}
+
+
 @task(name="map", persist_result=True, **TRANSIENT)
-def map_page(plan: RunPlan, module: str, page: str) -> MappedPage:
-    """Map one staged page of a module and stage the documents, rejects and skips."""
+def map_page(plan: RunPlan, module: str, page: str, deleted: bool = False) -> MappedPage:
+    """Map one staged page of a module (or of its deletions) and stage documents, rejects and skips."""
     ledger = runtime.ledger()
     records = ledger.stage_get(plan.org, plan.run_id, page)
-    people = ledger.stage_get(plan.org, plan.run_id, f"{page}:contacts") if module == "contacts" else None
-    result = map_records(plan, module, records, people)
+    if deleted:
+        spec = plan.spec(module)
+        links = mapping_links(plan, spec.entity, [str(r["id"]) for r in records])
+        result = map_deletions(records, kind=DOC_KINDS[spec.entity], org=load_org(plan.org), ref=reference(plan),
+                               links=links)
+    else:
+        people = ledger.stage_get(plan.org, plan.run_id, f"{page}:contacts") if module == "contacts" else None
+        result = map_records(plan, module, records, people)
+        _remember_zoho_status(plan, module, records)
     stage = mapping_to_stage(plan, f"{page}:mapped", result)
     return MappedPage(module=module, page=page, stage=stage, counts=result.counts())
+
+
+def _remember_zoho_status(plan: RunPlan, module: str, records: list[dict[str, Any]]) -> None:
+    """Zoho's current Status of linked documents: the reverse status map writes one only when it
+    differs in meaning (a user's choice is never overwritten by an equivalent value)."""
+    if module not in LINE_SUBFORMS.values() and plan.spec(module).zoho not in LINE_SUBFORMS or plan.dry_run:
+        return
+    spec = plan.spec(module)
+    ledger = runtime.ledger()
+    links = ledger.links_by_zoho(plan.org, spec.entity, [str(r["id"]) for r in records])
+    rows = []
+    for r in records:
+        link = links.get(str(r["id"]))
+        status = r.get("Status") or r.get("Quote_Stage")
+        if link is None or not link.xero_id or not status or (link.extra or {}).get("zoho_status") == status:
+            continue
+        rows.append({"zoho_id": link.zoho_id, "extra": {**(link.extra or {}), "zoho_status": status}})
+    if rows:
+        ledger.upsert_links(plan.org, spec.entity, rows)
 
 
 def _needs_products(config: Any) -> bool:

@@ -115,44 +115,68 @@ def _record_mapping_rejects(plan: RunPlan, entity: str, results: Iterable[ZohoWr
 @task(name="reconcile", persist_result=True, **TRANSIENT)
 def reconcile_page(plan: RunPlan, stream: str, page: str) -> dict[str, int]:
     """One page of Xero's changed documents (Invoices or PurchaseOrders) back into Zoho."""
+    docs = runtime.ledger().stage_get(plan.org, plan.run_id, page)
+    counts = writeback(plan, docs, purchase_orders=stream == "xero:PurchaseOrders")
+    if stream == "xero:Invoices" and docs:
+        fresh = [d for d in docs if d.get("Type") == "ACCREC" and not _linked_anywhere(plan, d["InvoiceID"])]
+        counts.update(_create_invoices_in_zoho(plan, load_org(plan.org), reference(plan), fresh))
+    return dict(counts)
+
+
+@task(name="write-back-pushed", persist_result=True, **TRANSIENT)
+def writeback_pushed(plan: RunPlan, module: str, stages: list[str]) -> dict[str, int]:
+    """The documents just pushed, as Xero answered them, back into Zoho (ids, numbers, status)."""
     ledger = runtime.ledger()
-    config = load_org(plan.org)
-    docs = ledger.stage_get(plan.org, plan.run_id, page)
+    docs: list[dict[str, Any]] = []
+    for name in stages:
+        try:
+            docs += ledger.stage_get(plan.org, plan.run_id, name)
+        except KeyError:
+            continue  # that batch wrote nothing
+    spec = plan.spec(module)
+    return dict(writeback(plan, docs, purchase_orders=spec.xero == "PurchaseOrders"))
+
+
+def _linked_anywhere(plan: RunPlan, xero_id: str) -> bool:
+    ledger = runtime.ledger()
+    return any(ledger.links_by_xero(plan.org, e, [xero_id]) for e in ("invoice", "sales_order", "quote"))
+
+
+def writeback(plan: RunPlan, docs: list[dict[str, Any]], *, purchase_orders: bool) -> Counter[str]:
+    """Write Xero's state of linked documents into their Zoho records (unchanged ones cost nothing)."""
+    ledger = runtime.ledger()
     counts: Counter[str] = Counter()
     if not docs:
-        return dict(counts)
+        return counts
+    config = load_org(plan.org)
     ref = reference(plan)
-    if stream == "xero:PurchaseOrders":
+    if purchase_orders:
         groups = {("purchase_order", "Purchase_Orders", "PO"): docs}
     else:
         groups = {("bill", "Purchase_Orders", "ACCPAY"): [d for d in docs if d.get("Type") == "ACCPAY"]}
         for entity, module in ACCREC_ENTITIES.items():
             groups[(entity, module, "ACCREC")] = [d for d in docs if d.get("Type") == "ACCREC"]
-    id_field = "PurchaseOrderID" if stream == "xero:PurchaseOrders" else "InvoiceID"
-    linked_any: set[str] = set()
+    id_field = "PurchaseOrderID" if purchase_orders else "InvoiceID"
     for (entity, module, kind), group in groups.items():
         if not group:
             continue
         links = ledger.links_by_xero(plan.org, entity, [d[id_field] for d in group])
         if not links:
             continue
-        linked_any.update(links)
         zoho_links = {x: link.zoho_id for x, link in links.items()}
         mine = [d for d in group if d[id_field] in zoho_links]
         result = writeback_documents(
             mine, org=config, ref=ref, links=zoho_links, module=module,
+            zoho_status={link.zoho_id: (link.extra or {}).get("zoho_status") for link in links.values()
+                         if (link.extra or {}).get("zoho_status")},
             online_urls={d[id_field]: online_url(d[id_field], kind) for d in mine},
             written_hashes={link.zoho_id: (link.extra or {}).get("zoho_hash") for link in links.values()})
         counts["rejected"] += _record_mapping_rejects(plan, entity, [result])
         state = {zoho_links[d[id_field]]: _state(d) for d in mine}
         counts.update(write_to_zoho(plan, entity, result.writes, xero_state=state))
-        counts["unchanged"] += len(result.unchanged)
         # Keep the lock state current even when the write-back itself is unchanged.
-        _remember_state(plan, entity, {zoho_links[d[id_field]]: _state(d) for d in mine}, links)
-    if stream == "xero:Invoices":
-        counts.update(_create_invoices_in_zoho(plan, config, ref, [d for d in docs if d.get("Type") == "ACCREC"
-                                                                   and d["InvoiceID"] not in linked_any]))
-    return dict(counts)
+        _remember_state(plan, entity, state, links)
+    return counts
 
 
 def _state(doc: dict[str, Any]) -> dict[str, Any]:
