@@ -124,3 +124,22 @@ def test_state_and_clock_survive_a_restart_and_reset_clears(tmp_path: Path) -> N
         assert requests.get(f"{second.url}/_sandbox/stats").json()["calls"] == {"GET /things": 1}
     finally:
         second.stop()
+
+
+def test_slow_after_commit_commits_before_the_answer(toy) -> None:
+    import threading
+    import time
+
+    url = toy.url
+    requests.put(f"{url}/_sandbox/faults", json={"rules": [
+        {"path": "/things/late", "kind": "slow_after_commit", "delay_seconds": 2}]}).raise_for_status()
+    answers: list[int] = []
+    thread = threading.Thread(target=lambda: answers.append(requests.put(f"{url}/things/late").status_code))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while "late" not in requests.get(f"{url}/things").json():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert answers == []  # committed, answer still held back
+    thread.join()
+    assert answers == [200]

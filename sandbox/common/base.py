@@ -197,6 +197,20 @@ class _SandboxLayer:
             elif kind == "drop_before_commit":
                 status_box["status"] = 0
                 await _drop(send)
+            elif kind == "slow_after_commit":
+                assert fault is not None
+                held: list[Message] = []
+
+                async def hold(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        status_box["status"] = message["status"]
+                    held.append(message)
+
+                await sandbox.app(scope, receive, hold)
+                await asyncio.to_thread(sandbox.store.flush)
+                await asyncio.sleep(fault.delay_seconds)
+                for message in held:
+                    await send(message)
             elif kind == "drop_after_commit":
                 await sandbox.app(scope, receive, swallow)
                 await asyncio.to_thread(sandbox.store.flush)

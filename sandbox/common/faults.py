@@ -2,7 +2,9 @@
 
 A rule matches a method (or ``*``) and an emulated path (exact, ``*`` for any, or a prefix ending
 in ``*``); it fires for ``count`` matching calls or with a ``probability``, after skipping the
-first ``after`` matches. Kinds: 429, 500, 503, slow, drop_before_commit, drop_after_commit.
+first ``after`` matches. Kinds: 429, 500, 503, slow (delay, then process), drop_before_commit,
+drop_after_commit, and slow_after_commit (commit, then hold the answer back: the window in which
+a client process can die after the server committed and before it heard so).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-FaultKind = Literal["429", "500", "503", "slow", "drop_before_commit", "drop_after_commit"]
+FaultKind = Literal["429", "500", "503", "slow", "drop_before_commit", "drop_after_commit", "slow_after_commit"]
 
 
 class Fault(BaseModel):
