@@ -31,8 +31,15 @@ class Sandboxes:
 
 
 @contextmanager
-def running_sandboxes(state_dir: Path, monkeypatch: pytest.MonkeyPatch, seed: str = "demo") -> Iterator[Sandboxes]:
-    """Start both sandboxes and point the endpoint overrides at them."""
+def running_sandboxes(state_dir: Path, monkeypatch: pytest.MonkeyPatch, seed: str = "demo",
+                      onboard: str | None = "demo") -> Iterator[Sandboxes]:
+    """Start both sandboxes and point the endpoint overrides at them.
+
+    ``onboard`` (default the demo org) is then onboarded as a real org would be: connected, and its
+    Xero_* fields created in Zoho (the sandbox seeds have none) — ``zxsync.onboarding.onboard_sandbox_org``.
+    ``None`` leaves the sandboxes untouched (onboarding tests).
+    """
+    from zxsync.onboarding import onboard_sandbox_org
     from zxsync.settings import get_settings
 
     xero, zoho = start_both(state_dir, seed=seed)
@@ -43,6 +50,8 @@ def running_sandboxes(state_dir: Path, monkeypatch: pytest.MonkeyPatch, seed: st
     monkeypatch.setenv("ZX_ZOHO_API_URL", zoho.url)
     get_settings.cache_clear()
     try:
+        if onboard is not None:
+            onboard_sandbox_org(onboard)
         yield Sandboxes(xero=xero, zoho=zoho)
     finally:
         from tasks import runtime

@@ -100,6 +100,7 @@ class ZohoCaller:
 
 
 def running_zoho(tmp_path: Path, **kw: Any) -> Iterator[RunningSandbox]:
+    kw.setdefault("xero_fields", True)  # these tests exercise the Xero_* fields; onboarding's own tests create them
     running = start(ZohoSandbox(tmp_path / "zoho-state", **kw))
     try:
         yield running

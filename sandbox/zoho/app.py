@@ -194,14 +194,14 @@ def _module_name(name: str) -> str | None:
 
 
 class ZohoSandbox(Sandbox):
-    """Zoho CRM v8 + Zoho Accounts. ``xero_fields=False`` leaves the Xero_* custom fields out of the
-    seeds (onboarding then creates them through the fields API)."""
+    """Zoho CRM v8 + Zoho Accounts. The seeds have none of the Xero_* custom fields (onboarding creates
+    them through the fields API, as with a real org); ``xero_fields=True`` pre-seeds them."""
 
     name = "zoho"
     read_only_posts = frozenset({f"{API}/coql"})
     token_routes = frozenset({"/oauth/v2/token", "/oauth/v2/token/revoke", "/oauth/v2/auth"})
 
-    def __init__(self, state_dir: Path | None = None, seed: str = "demo", *, xero_fields: bool = True) -> None:
+    def __init__(self, state_dir: Path | None = None, seed: str = "demo", *, xero_fields: bool = False) -> None:
         self.xero_fields = xero_fields
         self.limits = Limits()
         self._orgs: dict[str, Org] = {}
