@@ -53,7 +53,9 @@ def finish_run(plan: RunPlan, totals: dict[str, dict[str, int]], extracts: list[
             mark = _newer(ledger.get_watermark(plan.org, ex.stream), ex.newest)
             if mark is not None:
                 ledger.set_watermark(plan.org, ex.stream, mark)
-    entities = {ENTITY_LABEL.get(k, k): {c: int(v.get(c, 0)) for c in COLUMNS} for k, v in totals.items()}
+    # A dry run's would_create / would_update / ... columns are what it reports: keep them.
+    would = sorted({c for v in totals.values() for c in v if c.startswith("would_")})
+    entities = {ENTITY_LABEL.get(k, k): {c: int(v.get(c, 0)) for c in (*COLUMNS, *would)} for k, v in totals.items()}
     # One object: the run's state and, per entity, created / updated / unchanged / rejected / ...
     summary: dict[str, Any] = {"org": plan.org, "run_id": plan.run_id, "state": "COMPLETED", "dry_run": plan.dry_run,
                                **entities}
