@@ -17,37 +17,24 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 import yaml
+from test_onboarding_support import (  # noqa: F401  (fixtures are requested by their names)
+    Browser,
+    new_org,
+    orgs_dir_fixture,
+    sandboxes_fixture,
+)
 from typer.testing import CliRunner
 
-from tests.e2e_support import Sandboxes, running_sandboxes
+from tests.e2e_support import Sandboxes
 from zxsync.cli import app
 
 ZXSYNC = str(Path(sys.executable).with_name("zxsync"))
 NAME = "Kauri Traders Ltd"
 SLUG = "kauri"
-
-
-class Browser:
-    """Stands in for the user's browser: opens the authorize URL and follows the consent redirect to
-    the loopback server (the sandboxes consent on their own)."""
-
-    def __init__(self) -> None:
-        self.opened: list[str] = []
-        self.threads: list[threading.Thread] = []
-
-    def open(self, url: str, *args: Any, **kw: Any) -> bool:
-        self.opened.append(url)
-        thread = threading.Thread(target=requests.get, args=(url,), kwargs={"timeout": 30}, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-        return True
 
 
 def _cli(runner: CliRunner, outputs: list[str], *args: str, code: int = 0) -> str:
@@ -79,21 +66,11 @@ def _files_holding(root: Path, secrets: set[str]) -> list[str]:
     return hits
 
 
-@pytest.fixture()
-def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("ZX_ORGS_DIR", str(tmp_path / "orgs"))
-    with running_sandboxes(tmp_path / "sandbox-state", monkeypatch, onboard=None) as boxes:
-        yield boxes
-
-
 def test_a_new_org_is_onboarded_and_synced_with_no_secret_in_clear(
-        fresh: Sandboxes, tmp_path: Path, zx_env: Path, monkeypatch: pytest.MonkeyPatch,
+        sandboxes: Sandboxes, orgs_dir: Path, zx_env: Path, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str]) -> None:
     # The org's two apps, as the developer portals would register them (a new tenant and Zoho org).
-    xero_app = requests.post(f"{fresh.xero.url}/_sandbox/orgs", json={"name": NAME, "seed": "demo"},
-                             timeout=60).json()
-    zoho_app = requests.post(f"{fresh.zoho.url}/_sandbox/orgs", json={"name": NAME, "seed": "demo"},
-                             timeout=60).json()
+    xero_app, zoho_app = new_org(sandboxes, NAME, seed="demo")
     monkeypatch.setenv("ZX_XERO_CLIENT_ID", xero_app["client_id"])
     monkeypatch.setenv("ZX_XERO_CLIENT_SECRET", xero_app["client_secret"])
     monkeypatch.setenv("ZX_ZOHO_CLIENT_ID", zoho_app["client_id"])
@@ -104,18 +81,18 @@ def test_a_new_org_is_onboarded_and_synced_with_no_secret_in_clear(
     outputs: list[str] = []
 
     _cli(runner, outputs, "org", "add", SLUG, "--name", NAME, "--timezone", "Pacific/Auckland", "--dc", "com")
-    assert (tmp_path / "orgs" / f"{SLUG}.yaml").exists()
+    assert (orgs_dir / f"{SLUG}.yaml").exists()
 
     # Xero: PKCE + loopback; the sandbox hosts two tenants now, so the org names its own.
     out = _cli(runner, outputs, "connect", "xero", SLUG, "--port", "0", "--tenant", xero_app["tenant_id"])
     assert f"tenant {xero_app['tenant_id']}" in out and NAME in out
-    authorize = requests.Request("GET", browser.opened[-1]).prepare().url
+    authorize = browser.opened[-1]
     assert "code_challenge_method=S256" in authorize and "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in authorize
     assert "accounting.invoices" in authorize and "offline_access" in authorize
 
     out = _cli(runner, outputs, "connect", "zoho", SLUG, "--port", "0")
     assert zoho_app["org_id"] in out
-    org_file = yaml.safe_load((tmp_path / "orgs" / f"{SLUG}.yaml").read_text())
+    org_file = yaml.safe_load((orgs_dir / f"{SLUG}.yaml").read_text())
     assert org_file["xero"]["tenant_id"] == xero_app["tenant_id"] and org_file["zoho"]["org_id"] == zoho_app["org_id"]
 
     # Before the fields exist the mapping check names them; setup creates them, once.
@@ -125,7 +102,7 @@ def test_a_new_org_is_onboarded_and_synced_with_no_secret_in_clear(
     assert "0 field(s) created" in out
 
     out = _cli(runner, outputs, "mappings", "discover", SLUG)
-    text = (tmp_path / "orgs" / f"{SLUG}.yaml").read_text()
+    text = (orgs_dir / f"{SLUG}.yaml").read_text()
     assert "# REVIEW: guessed from the rate 15%" in text and "GBP not enabled in Xero" in text
     discovered = yaml.safe_load(text)
     assert discovered["tax"]["map"]["GST 15%"] == "OUTPUT2" and discovered["branding"]["default"] == "Standard"
@@ -154,7 +131,7 @@ def test_a_new_org_is_onboarded_and_synced_with_no_secret_in_clear(
     # No secret in clear: not in any file under ZX_HOME (ledger, Prefect home), nor in any output.
     from ledger import Ledger
 
-    secrets = _sandbox_secrets(fresh) | {xero_app["client_secret"], xero_app["refresh_token"],
+    secrets = _sandbox_secrets(sandboxes) | {xero_app["client_secret"], xero_app["refresh_token"],
                                          zoho_app["client_secret"], zoho_app["refresh_token"]}
     with Ledger.open() as ledger:
         for system in ("xero", "zoho"):

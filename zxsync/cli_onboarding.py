@@ -88,8 +88,10 @@ def _ask_tenant(tenants: list[dict[str, Any]]) -> dict[str, Any]:
     typer.echo("Several Xero organisations are connected:")
     for i, t in enumerate(tenants, start=1):
         typer.echo(f"  {i}. {t.get('tenantName')} ({t.get('tenantId')})")
-    choice = typer.prompt("Which one is this org's", type=typer.IntRange(1, len(tenants)))
-    return tenants[choice - 1]
+    while True:
+        choice = typer.prompt(f"Which one is this org's (1-{len(tenants)})", type=int)
+        if 1 <= choice <= len(tenants):
+            return tenants[choice - 1]
 
 
 @app.command()

@@ -197,13 +197,17 @@ def _ledger(ledger: Ledger | None) -> Iterator[Ledger]:
         opened.close()
 
 
-def save_connections(ledger: Ledger, *connections: Connection) -> None:
+#: How long onboarding waits for a running sync of the org to release its lock.
+LOCK_WAIT_SECONDS = 30.0
+
+
+def save_connections(ledger: Ledger, *connections: Connection, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
     """Store connections under their org's lock (a running sync must not see them change mid-run)."""
     from ledger import OrgBusy
 
     for org in sorted({c.org for c in connections}):
         try:
-            with ledger.org_lock(org, default_holder(f"zxsync connect {org}"), timeout=30):
+            with ledger.org_lock(org, default_holder(f"zxsync connect {org}"), timeout=lock_wait):
                 for conn in connections:
                     if conn.org == org:
                         ledger.save_connection(conn)
@@ -521,8 +525,8 @@ def required_zoho_fields(config: OrgConfig | None) -> dict[str, list[FieldSpec]]
     return out
 
 
-def ensure_zoho_fields(org: str, *, config: OrgConfig | None = None,
-                       ledger: Ledger | None = None) -> list[EnsureFieldsResult]:
+def ensure_zoho_fields(org: str, *, config: OrgConfig | None = None, ledger: Ledger | None = None,
+                       lock_wait: float = LOCK_WAIT_SECONDS) -> list[EnsureFieldsResult]:
     """Create the missing Xero_* fields of ``org``'s enabled modules in its Zoho CRM (idempotent).
 
     ``config`` defaults to ``orgs/<org>.yaml`` (every module when the org has no file).
@@ -534,7 +538,7 @@ def ensure_zoho_fields(org: str, *, config: OrgConfig | None = None,
     with _ledger(ledger) as led:
         client = ZohoClient(LedgerCredentialStore(led), org)
         try:
-            with led.org_lock(org, default_holder(f"zxsync setup zoho-fields {org}"), timeout=30):
+            with led.org_lock(org, default_holder(f"zxsync setup zoho-fields {org}"), timeout=lock_wait):
                 for module, specs in required_zoho_fields(config).items():
                     results.append(client.ensure_fields(module, specs))
         except OrgBusy as exc:
