@@ -147,11 +147,14 @@ def test_check_lists_gaps_in_a_hand_edited_mapping_against_the_same_metadata(org
     data = yaml.safe_load(path.read_text())
     data["tax"]["map"]["GST"] = "OUTPUT3"
     data["status"]["invoices"]["to_xero"].pop("Disputed")
+    data["accounts"]["by_category"]["Consultng"] = "4100"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     gaps = {g.key: g for g in check_mapping(load_org_file(path), live)}
     assert gaps["tax.map.GST"].rule == "tax.unknown_type" and "OUTPUT" in gaps["tax.map.GST"].fix
     assert gaps["status.invoices.to_xero.Disputed"].blocking
     assert not gaps["tax.map.'Tourism Levy'"].blocking  # unmapped Zoho tax: its lines are rejected, a warning
+    typo = gaps["accounts.by_category.Consultng"]
+    assert not typo.blocking and "Consulting, Hardware" in typo.fix
 
 
 def test_mappings_check_lists_every_gap_of_a_broken_mapping_with_its_key_and_fix(

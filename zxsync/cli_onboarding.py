@@ -135,7 +135,7 @@ def connect(
         except _errors() as exc:
             raise _fail(_message(exc)) from None
         typer.echo(f"Connected {slug} to the Xero sandbox (tenant {xero.tenant_id}) and the Zoho CRM "
-                   f"sandbox ({zoho.api_domain}).")
+                   f"sandbox ({zoho.api_domain}).\nNext, as for a real org: zxsync setup zoho-fields {slug}")
         return
     if target not in ("xero", "zoho") or not org:
         raise typer.BadParameter("use `zxsync connect xero ORG`, `zxsync connect zoho ORG` or "

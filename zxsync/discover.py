@@ -500,6 +500,17 @@ def check_mapping(config: OrgConfig, live: LiveMetadata) -> list[Gap]:
             gaps.append(Gap(key=f"currency.map.{code}", rule="zoho.currency_unknown", blocking=False,
                             problem=f"Zoho CRM has no currency {code}",
                             fix=f"Remove it from {file} under currency.map, or add the currency in Zoho CRM"))
+    # Product categories the account maps name must be values of Zoho's picklist (else a typo
+    # silently sends those products' lines to the default account).
+    categories = live.picklist("Products", "Product_Category")
+    if categories:
+        for section in ("by_category", "purchases_by_category"):
+            for name in getattr(config.accounts, section):
+                if name not in categories:
+                    gaps.append(Gap(key=f"accounts.{section}.{_q(name)}", rule="zoho.picklist_value", blocking=False,
+                                    problem=f"'{name}' is not a value of the Zoho Products Product_Category "
+                                            "picklist: no product matches it",
+                                    fix=f"Use one of {', '.join(categories)} in {file} under accounts.{section}"))
     # The Xero_* fields the sync writes.
     for module, specs in required_zoho_fields(config).items():
         if module in live.unreadable:

@@ -392,10 +392,17 @@ def _finish_xero(org: str, conn: Connection, *, tenant: str | None,
     store = MemoryCredentialStore()
     store.save(conn)
     client = XeroClient(store, org, settings=settings)
-    chosen = _choose_tenant(client.connections(), tenant, ask_tenant)
-    conn = store.load(org, "xero").model_copy(update={"tenant_id": str(chosen["tenantId"])})
-    store.save(conn)
-    organisation = XeroClient(store, org, settings=settings).organisation()
+    try:
+        tenants = client.connections()
+    finally:
+        client.session.close()
+    chosen = _choose_tenant(tenants, tenant, ask_tenant)
+    store.save(store.load(org, "xero").model_copy(update={"tenant_id": str(chosen["tenantId"])}))
+    client = XeroClient(store, org, settings=settings)  # now bound to the chosen tenant
+    try:
+        organisation = client.organisation()
+    finally:
+        client.session.close()
     conn = store.load(org, "xero")  # the newest tokens, should the call have refreshed them
     with _ledger(ledger) as led:
         save_connections(led, conn)
@@ -493,7 +500,11 @@ def connect_zoho(org: str, *, client_id: str, client_secret: str, dc: str = "com
                                    **common)  # type: ignore[arg-type]
     store = MemoryCredentialStore()
     store.save(conn)
-    zoho_org = ZohoClient(store, org, settings=settings).org()
+    client = ZohoClient(store, org, settings=settings)
+    try:
+        zoho_org = client.org()
+    finally:
+        client.session.close()
     # The org id (``zgid``) names the org in record links (crm.zoho.<dc>/crm/org<zgid>/...).
     org_id = str(zoho_org.get("zgid") or zoho_org.get("id") or "") or None
     conn = store.load(org, "zoho").model_copy(update={"tenant_id": org_id})
