@@ -32,7 +32,8 @@ from tasks.map import map_page
 from tasks.plan import RunPlan, begin_run
 from tasks.reconcile import (
     ID_WRITEBACK,
-    reconcile_contacts,
+    import_contacts,
+    import_invoices,
     reconcile_page,
     writeback_ids,
     writeback_page_rejects,
@@ -69,7 +70,8 @@ def sync_organisation(org: str, options: RunOptions | None = None) -> dict[str, 
         extracts: list[ExtractResult] = []
         for module, counts in settle_intents(plan).items():
             add_counts(totals, module, counts)
-        extracts += pull_from_xero(plan, totals)
+        pulled = pull_from_xero(plan, totals)
+        extracts += pulled
         for module in plan.to_xero():
             extracted = extract_zoho(plan, module)
             extracts.append(extracted)
@@ -80,6 +82,7 @@ def sync_organisation(org: str, options: RunOptions | None = None) -> dict[str, 
                 push_module(plan, module, deleted, totals, deleted=True)
             if module in ID_WRITEBACK:
                 add_counts(totals, module, writeback_ids(plan, module))
+        import_from_xero(plan, pulled, totals)
         return finish_run(plan, totals, extracts)
 
 
@@ -104,11 +107,13 @@ def push_module(plan: RunPlan, module: str, extracted: ExtractResult, totals: di
 
 
 def pull_from_xero(plan: RunPlan, totals: dict[str, dict[str, int]]) -> list[ExtractResult]:
-    """Xero -> Zoho: documents changed in Xero (and those whose payments or credit notes changed),
-    then contacts created in Xero."""
+    """Xero -> Zoho for linked documents changed in Xero (and those whose payments or credit notes
+    changed): status, amounts, payments, numbers. Returns what was read."""
     log = get_run_logger()
     extracts: list[ExtractResult] = []
     modules = {m.name for m in plan.modules}
+    if any(m.name in ("contacts", "vendors") and m.to_zoho for m in plan.modules):
+        extracts.append(extract_xero(plan, "Contacts"))  # imported after the push (see import_from_xero)
     invoice_like = modules & {"invoices", "sales_orders", "quotes", "payments"} or (
         "purchase_orders" in modules and plan.purchase_target == "bill")
     if invoice_like:
@@ -128,11 +133,21 @@ def pull_from_xero(plan: RunPlan, totals: dict[str, dict[str, int]]) -> list[Ext
         extracts.append(orders)
         for page in orders.pages:
             add_counts(totals, "purchase_orders", reconcile_page(plan, "xero:PurchaseOrders", page))
-    contacts_back = [m for m in plan.modules if m.name in ("contacts", "vendors") and m.to_zoho]
-    if contacts_back:
-        contacts = extract_xero(plan, "Contacts")
-        extracts.append(contacts)
-        for page in contacts.pages:
-            add_counts(totals, "contacts", reconcile_contacts(plan, page))
     log.info("Xero changes read: %s", ", ".join(f"{e.stream} {e.records}" for e in extracts) or "none")
     return extracts
+
+
+def import_from_xero(plan: RunPlan, pulled: list[ExtractResult], totals: dict[str, dict[str, int]]) -> None:
+    """Records born in Xero become Zoho records — after the push, which has linked every Xero
+    record that matches a Zoho one (so a first sync never copies a customer back as a duplicate).
+    Contacts first: imported invoices need their customer."""
+    for extracted in pulled:
+        if extracted.stream == "xero:Contacts":
+            for page in extracted.pages:
+                add_counts(totals, "contacts", import_contacts(plan, page))
+    invoices = plan.module("invoices")
+    if invoices is not None and invoices.to_zoho:
+        for extracted in pulled:
+            if extracted.stream == "xero:Invoices":
+                for page in extracted.pages:
+                    add_counts(totals, "invoices", import_invoices(plan, page))

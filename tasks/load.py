@@ -244,7 +244,8 @@ def load_batch(plan: RunPlan, batch: BatchRef) -> dict[str, int]:
                 entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=spec.entity,
                                             zoho_id=doc.zoho_id, xero_id=outcome.xero_id, action=action,
                                             outcome="ok", message="; ".join(outcome.warnings) or None,
-                                            after={"payload": doc.payload, "number": outcome.number}))
+                                            after={"payload": doc.payload, "number": outcome.number,
+                                                   "content_hash": doc.content_hash}))
                 counts[{"create": "created", "update": "updated", "delete": "deleted", "void": "voided"}[action]] += 1
             else:
                 rejects.append(_refused(plan, doc, outcome))

@@ -30,6 +30,7 @@ from mappings import (
     xero_contacts_to_zoho,
     xero_invoices_to_zoho,
 )
+from mappings.writeback import NOT_HASHED
 from tasks import runtime
 from tasks.extract import reference
 from tasks.plan import RunPlan
@@ -75,6 +76,10 @@ def write_to_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite], *, hash_k
             if outcome is not None and outcome.ok:
                 extra = dict((link.extra if link else None) or {})
                 extra[hash_key] = w.content_hash
+                if hash_key == "zoho_hash":
+                    extra["zoho_core_hash"] = core_hash(w.record)
+                    if "Xero_Sync_Status" in w.record:
+                        extra.pop("status_hash", None)  # the reject's status text was overwritten
                 extra.update((xero_state or {}).get(str(w.zoho_id), {}))
                 row: dict[str, Any] = {"zoho_id": str(w.zoho_id), "extra": extra}
                 status = w.record.get("Xero_Sync_Status")
@@ -116,10 +121,20 @@ def _record_mapping_rejects(plan: RunPlan, entity: str, results: Iterable[ZohoWr
 def reconcile_page(plan: RunPlan, stream: str, page: str) -> dict[str, int]:
     """One page of Xero's changed documents (Invoices or PurchaseOrders) back into Zoho."""
     docs = runtime.ledger().stage_get(plan.org, plan.run_id, page)
-    counts = writeback(plan, docs, purchase_orders=stream == "xero:PurchaseOrders")
-    if stream == "xero:Invoices" and docs:
-        fresh = [d for d in docs if d.get("Type") == "ACCREC" and not _linked_anywhere(plan, d["InvoiceID"])]
-        counts.update(_create_invoices_in_zoho(plan, load_org(plan.org), reference(plan), fresh))
+    return dict(writeback(plan, docs, purchase_orders=stream == "xero:PurchaseOrders"))
+
+
+@task(name="import-invoices", persist_result=True, **TRANSIENT)
+def import_invoices(plan: RunPlan, page: str) -> dict[str, int]:
+    """ACCREC invoices created in Xero (not by us, and still unlinked after this run's push)
+    become Zoho Invoices, when invoices sync to Zoho."""
+    docs = runtime.ledger().stage_get(plan.org, plan.run_id, page)
+    fresh = [d for d in docs if d.get("Type") == "ACCREC" and not _linked_anywhere(plan, d["InvoiceID"])]
+    if not fresh:
+        return {}
+    counts = _create_invoices_in_zoho(plan, load_org(plan.org), reference(plan), fresh)
+    # Their Xero_* fields in the write-back's own terms, so the next run finds them unchanged.
+    counts.update(writeback(plan, fresh, purchase_orders=False))
     return dict(counts)
 
 
@@ -167,16 +182,68 @@ def writeback(plan: RunPlan, docs: list[dict[str, Any]], *, purchase_orders: boo
         mine = [d for d in group if d[id_field] in zoho_links]
         result = writeback_documents(
             mine, org=config, ref=ref, links=zoho_links, module=module,
-            zoho_status={link.zoho_id: (link.extra or {}).get("zoho_status") for link in links.values()
-                         if (link.extra or {}).get("zoho_status")},
-            online_urls={d[id_field]: online_url(d[id_field], kind) for d in mine},
-            written_hashes={link.zoho_id: (link.extra or {}).get("zoho_hash") for link in links.values()})
+            zoho_status=_zoho_status(config, module, mine, links, id_field),
+            online_urls={d[id_field]: online_url(d[id_field], kind) for d in mine})
         counts["rejected"] += _record_mapping_rejects(plan, entity, [result])
+        writes = _changed_writes(result.writes, {link.zoho_id: link for link in links.values()})
+        # Keep the lock state current even when the write-back itself is unchanged (first: the
+        # write below re-reads the links and adds its hash).
         state = {zoho_links[d[id_field]]: _state(d) for d in mine}
-        counts.update(write_to_zoho(plan, entity, result.writes, xero_state=state))
-        # Keep the lock state current even when the write-back itself is unchanged.
         _remember_state(plan, entity, state, links)
+        counts.update(write_to_zoho(plan, entity, writes))
     return counts
+
+
+def _changed_writes(writes: list[ZohoWrite], links: dict[str, Any]) -> list[ZohoWrite]:
+    """The write-backs that change something in Zoho.
+
+    While a record has a reject pending (its last push was refused, locked or deferred), its
+    ``Xero_Sync_Status`` belongs to the reject's write-back ("rejected: reason", "locked-paid" ...):
+    Xero's side leaves that field alone, so the two never take turns overwriting it.
+    """
+    out = []
+    for w in writes:
+        link = links.get(str(w.zoho_id))
+        extra = (link.extra if link else None) or {}
+        record = dict(w.record)
+        if extra.get("rule"):
+            record.pop("Xero_Sync_Status", None)
+            if extra.get("zoho_core_hash") == core_hash(record):
+                continue
+        digest = content_hash({k: v for k, v in record.items() if k not in NOT_HASHED})
+        if extra.get("zoho_hash") != digest:
+            out.append(ZohoWrite(w.module, w.action, w.zoho_id, w.xero_id, record, digest))
+    return out
+
+
+def core_hash(record: dict[str, Any]) -> str:
+    """A write-back's hash without the sync status (which a pending reject owns)."""
+    return content_hash({k: v for k, v in record.items() if k not in NOT_HASHED and k != "Xero_Sync_Status"})
+
+
+def _zoho_status(config: Any, module: str, docs: list[dict[str, Any]], links: dict[str, Any],
+                 id_field: str) -> dict[str, str]:
+    """Zoho's status per record, as the reverse status map should see it.
+
+    Xero's status is written back to Zoho's Status only when Xero changed it (paid, voided ...).
+    When Xero's status is the one we already knew, Zoho's own value stands — it may be a user's
+    pending change (a cancellation, an approval) that this very run is about to push.
+    """
+    section = config.status.purchase_orders if module == "Purchase_Orders" else config.status.invoices
+    out: dict[str, str] = {}
+    for doc in docs:
+        link = links.get(doc[id_field])
+        if link is None:
+            continue
+        extra = link.extra or {}
+        known, current = extra.get("xero_status"), extra.get("zoho_status")
+        if known is not None and known == doc.get("Status"):
+            standing = section.to_zoho.get(known) if hasattr(section, "to_zoho") else None
+            if standing or current:
+                out[link.zoho_id] = standing or current
+        elif current:
+            out[link.zoho_id] = current
+    return out
 
 
 def _state(doc: dict[str, Any]) -> dict[str, Any]:
@@ -281,9 +348,10 @@ def create_in_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite]) -> Count
     return counts
 
 
-@task(name="reconcile-contacts", persist_result=True, **TRANSIENT)
-def reconcile_contacts(plan: RunPlan, page: str) -> dict[str, int]:
-    """Contacts created in Xero become Zoho Accounts (with their person) or Vendors."""
+@task(name="import-contacts", persist_result=True, **TRANSIENT)
+def import_contacts(plan: RunPlan, page: str) -> dict[str, int]:
+    """Contacts created in Xero (still unlinked after this run's push, which links the ones that
+    match a Zoho record by number, email or name) become Zoho Accounts or Vendors."""
     ledger = runtime.ledger()
     config = load_org(plan.org)
     contacts = ledger.stage_get(plan.org, plan.run_id, page)
@@ -353,12 +421,12 @@ def writeback_page_rejects(plan: RunPlan, module: str, mapped_stage: str) -> dic
         return {}
     ledger = runtime.ledger()
     links = ledger.links_by_zoho(plan.org, spec.entity, [r.record_id for r in blocking])
-    written = {z: (link.extra or {}).get("zoho_hash") for z, link in links.items()}
+    written = {z: (link.extra or {}).get("status_hash") for z, link in links.items()}
     counts: Counter[str] = Counter()
     for res in writeback_rejects(blocking, org=load_org(plan.org), ref=reference(plan), written_hashes=written):
-        counts.update(write_to_zoho(plan, spec.entity, res.writes))
+        counts.update(write_to_zoho(plan, spec.entity, res.writes, hash_key="status_hash"))
     return dict(counts)
 
 
-__all__ = ["create_in_zoho", "online_url", "reconcile_contacts", "reconcile_page", "record_rejects",
+__all__ = ["create_in_zoho", "online_url", "import_contacts", "import_invoices", "reconcile_page", "record_rejects",
            "write_to_zoho", "writeback_ids", "writeback_page_rejects"]

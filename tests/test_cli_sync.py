@@ -20,6 +20,7 @@ def test_cli_connects_and_syncs_the_demo_org(tmp_path: Path, monkeypatch: pytest
     with running_sandboxes(tmp_path / "sandbox", monkeypatch) as boxes:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "300"  # a loaded 2-core CI machine
         connect = subprocess.run([ZXSYNC, "connect", "demo", "--sandbox"], env=env, capture_output=True,
                                  text=True, timeout=120)
         assert connect.returncode == 0, connect.stderr
