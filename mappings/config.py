@@ -950,15 +950,37 @@ def _dedupe(problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+#: Parsed org files by (path, modification time, size): every task of a run reads the org's
+#: configuration, and parsing YAML costs far more than a stat.
+_PARSED: dict[tuple[str, int, int], OrgConfig] = {}
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_org_file(path: Path) -> OrgConfig:
-    """Load and validate one org file; the slug must match the file name."""
+    """Load and validate one org file; the slug must match the file name (cached until it changes)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size) if stat else None
+    if key is not None and key in _PARSED:
+        return _PARSED[key].model_copy(deep=True)
+    org = _load_org_file(path)
+    if key is not None:
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[key] = org.model_copy(deep=True)
+    return org
+
+
+def _load_org_file(path: Path) -> OrgConfig:
     file = _display(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(file, [("", f"cannot read the file ({exc.strerror})")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         pos = f"line {where.line + 1}, column {where.column + 1}: " if where else ""

@@ -80,8 +80,9 @@ def org_lock(org: str, run_id: str, *, wait: float | None = None) -> Iterator[An
     run already holding it, then raises ``OrgBusy`` naming that run."""
     settings = get_settings()
     wait = settings.org_lock_wait_seconds if wait is None else wait
-    with ledger().org_lock(org, holder=f"run {run_id} ({default_holder('sync')})", timeout=wait, ttl=120,
-                           renew_every=30) as lease:
+    ttl = settings.org_lock_ttl_seconds
+    with ledger().org_lock(org, holder=f"run {run_id} ({default_holder('sync')})", timeout=wait, ttl=ttl,
+                           renew_every=ttl / 4) as lease:
         _leases[org] = lease
         try:
             yield lease

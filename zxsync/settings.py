@@ -78,6 +78,8 @@ class Settings(BaseSettings):
 
     # How long a run waits for another run of the same org to finish before giving up.
     org_lock_wait_seconds: float = 600.0
+    #: A crashed run's lock frees itself after this long (renewed every quarter of it while held).
+    org_lock_ttl_seconds: float = 120.0
 
     # Ledger retention (days) for the journal; links are kept.
     retention_days: int = 30
