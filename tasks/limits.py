@@ -13,20 +13,26 @@ Prefect global concurrency limits (``strict``: a missing limit is an error, neve
 - ``zoho-calls:<org id>`` — a concurrency limit of ``ZX_ZOHO_CONCURRENCY``.
 
 Burst math: Prefect's rate limit is a token bucket of ``limit`` slots that decay at
-``slot_decay_per_second``, so any window of T seconds admits at most ``limit + decay * T`` calls.
-For N calls per W seconds we take a small burst B (``min(concurrency, N // 4)``, at least 1) and
-``decay = (N - B) / W``: B + decay * W = N. (A naive ``limit = 60, decay = 1`` admits ~120 in the
-first minute.) The server floors the decay and a denied attempt resets the decay clock without
-decaying (``server/models/concurrency_limits_v2.py``), so real throughput is lower, never higher.
+``slot_decay_per_second``, so any window of T seconds admits at most ``limit + decay * T`` calls
+(a naive ``limit = 60, decay = 1`` admits ~120 in the first minute). For N calls per W seconds
+:func:`rate_shape` takes a small burst B (``min(concurrency, N // 4)``, at least 1), keeps a margin
+M (``max(1, N // 20)``) for grants that reach Xero closer together than the server gave them, and
+``decay = (N - M - B) / W``. Xero's 60 per minute becomes B = 5, decay = 0.866/s (57 per minute).
+The server floors the decay and a denied attempt resets the decay clock without decaying
+(``server/models/concurrency_limits_v2.py``): real throughput is lower than the bound, never higher.
+The rate slot is taken last, right before the call, while the in-flight slot is held, so a grant
+is used at once.
 
-Cost, and why one acquisition per call rather than per batch: every acquisition is a server
-round trip (prefect-notes §3.2: 15-235 ms on a 2-vCPU box; our measurement in docs/operations.md).
-Calls are already batches (<= 50 elements per write, up to 1,000 per read page), so a run makes
-tens of calls, and the sync is bound by Xero's 60 calls a minute, not by this overhead. Taking
-rate slots ahead for several calls would let a process that sits on unused slots add them to a
-later burst (breaking the bound above) unless they expired, for a saving the measurement shows we
-do not need. The in-process limiter stays in front of Xero either way, and 429 + Retry-After is
-still handled by the HTTP client.
+Cost, and why one acquisition per call rather than per batch: calls are already batches (<= 50
+elements per write, up to 1,000 per read page), so a run makes tens of calls; and the in-flight
+slot must be held per call anyway. Measured on the 2-vCPU test box (docs/operations.md): a gated
+call costs ~0.3 s more than an ungated one (enter + rate + exit, each a server round trip), and
+Prefect's client serialises one process's acquisitions of a limit, so one process gets ~1 gated
+call per second there: Xero's steady budget (60 a minute), fine for syncs, a cost for big first
+loads. Hence the setting is off by default: per-org deployments (``concurrency_limit: 1``) and the
+ledger's org lock already keep one run per org, and the in-process limiter is then exact and
+cheap. The in-process limiter stays in front of Xero either way, and 429 + Retry-After is still
+handled by the HTTP client.
 
 Limits are created when missing and never overwritten: operators may tune them in the UI's
 Concurrency page (delete one to have it re-created from the settings).
@@ -35,8 +41,6 @@ Concurrency page (delete one to have it re-created from the settings).
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -47,8 +51,6 @@ from zxsync.settings import Settings, get_settings
 
 #: How long one call may wait for its slots before it fails (a wedged holder's lease expires first).
 ACQUIRE_TIMEOUT_SECONDS = 600.0
-#: Rate acquisitions of one process are spaced this much more than ``1 / decay`` apart.
-PACE_SLACK = 1.2
 #: Lease of a held concurrency slot: renewed while the call runs, freed if its process dies.
 LEASE_SECONDS = 120.0
 
@@ -116,35 +118,9 @@ def ensure(specs: list[LimitSpec]) -> None:
                 pass
 
 
-class _Pacer:
-    """Spaces this process's rate acquisitions ``1 / decay`` seconds apart.
-
-    The server decays a rate limit by ``floor(decay * seconds since its last update)``, and a denied
-    acquisition updates it without decaying: requests that come faster than the decay keep the
-    bucket full and are mostly denied (measured: 1.0 call/s of a 3 calls/s budget). Asking at the
-    decay rate lets the bucket drain as it should, so one process gets (nearly) its whole budget.
-    """
-
-    def __init__(self, interval: float) -> None:
-        # A little slower than the decay: a grant that arrives a hair early would be denied.
-        self.interval = interval * PACE_SLACK
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            time.sleep(start - now)
-
-
 def gate(concurrency_name: str, rate: LimitSpec | None = None) -> Callable[[], AbstractContextManager[None]]:
     """A per-call gate: one concurrency slot held for the call, then one rate slot (if any)."""
     from prefect.concurrency.sync import concurrency, rate_limit
-
-    pacer = _Pacer(1.0 / rate.decay) if rate is not None and rate.decay > 0 else None
 
     @contextmanager
     def passage() -> Iterator[None]:
@@ -158,8 +134,6 @@ def gate(concurrency_name: str, rate: LimitSpec | None = None) -> Callable[[], A
             # Rate last, right before the call: a grant used at once keeps the bucket's bound true at
             # Xero (waiting for it while holding an in-flight slot costs little: the rate is scarcer).
             if rate is not None:
-                if pacer is not None:
-                    pacer.wait()
                 rate_limit(rate.name, occupy=1, timeout_seconds=ACQUIRE_TIMEOUT_SECONDS, strict=True)
             yield
 

@@ -174,3 +174,62 @@ class WebhookListener:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+# --- what a sandbox journal says about one tenant's load ------------------------------------------
+def tenant_load(journal: list[dict[str, Any]], tenant: str, window_seconds: float) -> dict[str, int]:
+    """Calls, 429 answers, the most calls started in any rolling window and the most in flight at once."""
+    calls = [j for j in journal if j.get("tenant") == tenant]
+    starts = sorted(j["started"] for j in calls)
+    busiest, k = 0, 0
+    for i, s in enumerate(starts):
+        k = max(k, i)
+        while k < len(starts) and starts[k] < s + window_seconds:
+            k += 1
+        busiest = max(busiest, k - i)
+    # Ends sort before starts at the same instant: a call that ended as another began was not concurrent.
+    events = sorted([(j["finished"], -1) for j in calls] + [(j["started"], 1) for j in calls])
+    in_flight = peak = 0
+    for _, step in events:
+        in_flight += step
+        peak = max(peak, in_flight)
+    return {
+        "calls": len(calls),
+        "rate_limited": sum(j["status"] == 429 for j in calls),
+        "busiest_window": busiest,
+        "max_in_flight": peak,
+    }
+
+
+# --- a process that calls one Xero tenant (python -m tests.test_ops_support xero-calls ...) ---------
+def _xero_calls(org: str, calls: int, threads: int, start_at: float) -> dict[str, Any]:
+    """Make ``calls`` GET /Organisation calls for ``org`` from ``threads`` threads, starting at the
+    wall-clock time ``start_at`` (so two processes overlap); Prefect limits per ZX_PREFECT_LIMITS."""
+    import json  # noqa: F401 - keeps the worker's imports together
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks import limits, runtime
+
+    names = limits.use_prefect_limits(org)
+    client = runtime.xero(org)
+    client.organisation()  # token refresh and tenant before the clock starts (not counted below)
+    time.sleep(max(0.0, start_at - time.time()))
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda _: client.organisation(), range(calls)))
+    elapsed = time.monotonic() - started
+    return {"limits": names, "elapsed": elapsed, "calls": calls}
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command", choices=["xero-calls"])
+    parser.add_argument("--org", default="demo")
+    parser.add_argument("--calls", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--start-at", type=float, default=0.0)
+    args = parser.parse_args()
+    print(json.dumps(_xero_calls(args.org, args.calls, args.threads, args.start_at)))
