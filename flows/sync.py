@@ -27,6 +27,7 @@ from tasks.extract import (
     extract_zoho,
     extract_zoho_deleted,
 )
+from tasks.limits import use_prefect_limits
 from tasks.load import load_batch, pushed_stage, settle_intents
 from tasks.map import map_page
 from tasks.plan import RunPlan, begin_run
@@ -64,6 +65,7 @@ def run_name() -> str:
 def sync_organisation(org: str, options: RunOptions | None = None) -> dict[str, Any]:
     """Sync one organisation between Zoho CRM and Xero, then publish the sync log artifacts."""
     options = options or RunOptions()
+    use_prefect_limits(org)  # ZX_PREFECT_LIMITS=true: tenant limits shared by every process (workers)
     plan = begin_run(org, options)
     with org_lock(plan.org, plan.run_id):
         totals: dict[str, dict[str, int]] = {}
