@@ -230,3 +230,47 @@ class StageRecord(Base):
     items: Mapped[int] = mapped_column(Integer)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+
+
+class WebhookSecretRecord(Base):
+    """A secret of the event-driven sync (a Xero webhook key, an org's trigger signing key, a Zoho
+    notification channel's token), encrypted like connections; only its name, kind, org and
+    non-secret details (``meta``: channel id, expiry, events) are in clear."""
+
+    __tablename__ = "webhook_secrets"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    org: Mapped[str | None] = mapped_column(String(100))
+    #: Fernet token of ``{"name": ..., "secret": ...}`` (the name binds the token to its row).
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    meta: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class EventRecord(Base):
+    """A record id an event asked to sync: pending (``batch`` empty) until handed to a run of the
+    org's deployment (``batch`` set, then ``flow_run_id``), deleted once that run completed.
+
+    A record id is pending at most once per org (duplicates and replays coalesce), but may be
+    pending again while an earlier batch holding it is still running (it changed since)."""
+
+    __tablename__ = "event_queue"
+    __table_args__ = (
+        UniqueConstraint("org", "record_id", "batch"),
+        Index("ix_event_queue_batch", "batch"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    org: Mapped[str] = mapped_column(String(100))
+    record_id: Mapped[str] = mapped_column(String(128))
+    #: Where it came from: ``xero:INVOICE``, ``zoho:Invoices``, ``trigger:Invoices``.
+    source: Mapped[str] = mapped_column(String(64))
+    #: '' while pending; the batch key once claimed for a run.
+    batch: Mapped[str] = mapped_column(String(64), default="")
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    #: Runs that held this id and did not complete.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from ledger.connections import ConnectionsMixin
 from ledger.engine import make_engine
+from ledger.events import EventsMixin
 from ledger.errors import LeaseLost, OrgBusy, org_lock_name
 from ledger.intents import IntentsMixin
 from ledger.journal import JournalMixin
@@ -23,7 +24,8 @@ from ledger.schemas import LeaseInfo
 from ledger.watermarks import WatermarksMixin
 
 
-class Ledger(ConnectionsMixin, LinksMixin, WatermarksMixin, JournalMixin, IntentsMixin, RunsMixin, StagingMixin):
+class Ledger(ConnectionsMixin, LinksMixin, WatermarksMixin, JournalMixin, IntentsMixin, RunsMixin, StagingMixin,
+             EventsMixin):
     """The product's sync state. Thread-safe; open one per process (don't share across fork).
 
     Every method is its own short transaction unless called inside :meth:`atomic`.
