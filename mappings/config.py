@@ -767,6 +767,33 @@ class PurchasesConfig(_Strict):
     )
 
 
+class WebhooksConfig(_Strict):
+    """Event-driven sync (docs/events.md): only names of secrets stored in the ledger, never secrets."""
+
+    xero_key: str | None = Field(
+        default=None,
+        description="name of the stored Xero webhook key (`zxsync webhooks xero-key NAME`); "
+        "orgs connected through one Xero app share it",
+    )
+    zoho_notifications: bool = Field(
+        default=False,
+        description="watch the org's enabled Zoho modules (/actions/watch); `zxsync webhooks` "
+        "creates the channel and renews it before it expires",
+    )
+    trigger_key: str | None = Field(
+        default=None,
+        description="name of the stored key that signs the org's record trigger URLs "
+        "(`zxsync webhooks trigger-key ORG`), used by a Zoho button or workflow rule",
+    )
+
+    @field_validator("xero_key", "trigger_key")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not _CREDENTIAL.match(v):
+            raise ValueError(f"expected a secret's name (letters, digits, . _ : -), got {v!r}")
+        return v
+
+
 # --------------------------------------------------------------------------------------------
 # The org
 # --------------------------------------------------------------------------------------------
@@ -808,6 +835,9 @@ class OrgConfig(_Strict):
     line_discounts: Literal["amount", "rate"] = Field(
         default="amount",
         description="Zoho line discounts sent as Xero DiscountAmount or DiscountRate (2 dp %)",
+    )
+    webhooks: WebhooksConfig = Field(
+        default_factory=WebhooksConfig, description="event-driven sync (off unless configured)"
     )
 
     _file: str | None = PrivateAttr(default=None)
