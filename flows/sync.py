@@ -40,7 +40,7 @@ from tasks.reconcile import (
     writeback_page_rejects,
     writeback_pushed,
 )
-from tasks.report import add_counts, finish_run
+from tasks.report import Progress, add_counts, finish_run
 from tasks.runtime import org_lock
 from tasks.validate import validate_page
 
@@ -74,25 +74,28 @@ def sync_organisation(org: str, options: RunOptions | None = None) -> dict[str, 
             add_counts(totals, module, counts)
         pulled = pull_from_xero(plan, totals)
         extracts += pulled
+        progress = Progress(plan)
         for module in plan.to_xero():
             extracted = extract_zoho(plan, module)
             extracts.append(extracted)
-            push_module(plan, module, extracted, totals)
+            progress.found(len(extracted.pages))
+            push_module(plan, module, extracted, totals, progress)
             if module in DOCUMENT_MODULES:
                 deleted = extract_zoho_deleted(plan, module)
                 extracts.append(deleted)
-                push_module(plan, module, deleted, totals, deleted=True)
+                push_module(plan, module, deleted, totals, progress, deleted=True)
             if module in ID_WRITEBACK:
                 add_counts(totals, module, writeback_ids(plan, module))
         import_from_xero(plan, pulled, totals)
+        progress.finish()
         return finish_run(plan, totals, extracts)
 
 
 DOCUMENT_MODULES = ("invoices", "purchase_orders", "sales_orders", "quotes")
 
 
-def push_module(plan: RunPlan, module: str, extracted: ExtractResult, totals: dict[str, dict[str, int]], *,
-                deleted: bool = False) -> None:
+def push_module(plan: RunPlan, module: str, extracted: ExtractResult, totals: dict[str, dict[str, int]],
+                progress: Progress, *, deleted: bool = False) -> None:
     """Zoho -> Xero for one module, page by page: map, validate, load each batch, then write Xero's
     answers and the page's rejects back to Zoho."""
     for page in extracted.pages:
@@ -106,6 +109,7 @@ def push_module(plan: RunPlan, module: str, extracted: ExtractResult, totals: di
         if module in DOCUMENT_MODULES and checked.batches:
             add_counts(totals, module, writeback_pushed(plan, module, [pushed_stage(b) for b in checked.batches]))
         add_counts(totals, module, writeback_page_rejects(plan, module, mapped.stage))
+        progress.advance()
 
 
 def pull_from_xero(plan: RunPlan, totals: dict[str, dict[str, int]]) -> list[ExtractResult]:

@@ -12,7 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+from mappings import load_org
 
 from tasks import runtime
 from tasks.extract import ExtractResult
@@ -81,13 +88,56 @@ def _publish(plan: RunPlan, entities: dict[str, dict[str, int]], rejects: list[A
     if not rejects:
         lines.append("Nothing was rejected in this run.")
     else:
-        lines += ["| record | entity | rule | reason | how to fix |", "|---|---|---|---|---|"]
+        config = load_org(plan.org)
+        lines += ["| record | in Zoho | in Xero | rule | reason | how to fix |", "|---|---|---|---|---|---|"]
         for r in rejects:
             record = r.zoho_id or r.xero_id or ""
-            lines.append(f"| {record} | {r.entity or ''} | {r.rule or r.outcome} | {_cell(r.message)} | "
+            module = ZOHO_MODULE.get(r.entity or "", "")
+            zoho = f"[open]({config.record_url(module, r.zoho_id)})" if r.zoho_id and module else ""
+            xero = f"[open]({xero_url(r.entity or '', r.xero_id)})" if r.xero_id else ""
+            lines.append(f"| {record} | {zoho} | {xero} | {r.rule or r.outcome} | {_cell(r.message)} | "
                          f"{_cell(r.hint)} |")
     create_markdown_artifact(key=rejects_key(plan.org), markdown="\n".join(lines),
                              description=f"Rejects of run {plan.run_id}")
+
+
+#: Ledger entity -> the Zoho module its records live in (for links in the sync log).
+ZOHO_MODULE = {"contact": "Accounts", "item": "Products", "invoice": "Invoices", "sales_order": "Sales_Orders",
+               "quote": "Quotes", "purchase_order": "Purchase_Orders", "bill": "Purchase_Orders"}
+
+
+def xero_url(entity: str, xero_id: str) -> str:
+    """Xero's deep link to a record (what support staff click in the sync log)."""
+    if entity == "contact":
+        return f"https://go.xero.com/Contacts/View/{xero_id}"
+    if entity == "item":
+        return f"https://go.xero.com/Accounts/Inventory/{xero_id}"
+    if entity == "purchase_order":
+        return f"https://go.xero.com/Accounts/Payable/PurchaseOrders/View/{xero_id}"
+    if entity == "bill":
+        return f"https://go.xero.com/AccountsPayable/View.aspx?InvoiceID={xero_id}"
+    return f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={xero_id}"
+
+
+class Progress:
+    """A progress artifact on the run while it loads (pages done out of pages known so far)."""
+
+    def __init__(self, plan: RunPlan) -> None:
+        self.done = 0
+        self.known = 0
+        self.artifact_id = create_progress_artifact(
+            progress=0.0, description=f"{plan.org}: pages mapped, validated and loaded")
+
+    def found(self, pages: int) -> None:
+        self.known += pages
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.known:
+            update_progress_artifact(artifact_id=self.artifact_id, progress=min(100.0, 100.0 * self.done / self.known))
+
+    def finish(self) -> None:
+        update_progress_artifact(artifact_id=self.artifact_id, progress=100.0)
 
 
 def _cell(text: str | None) -> str:

@@ -9,11 +9,14 @@ from flows.options import RunOptions
 
 def run_sync(org: str, options: RunOptions) -> dict[str, Any]:
     """Run the flow once here (Prefect API from PREFECT_API_URL, else ephemeral) and summarise it."""
+    from prefect import tags
+
     from flows.sync import sync_organisation
     from tasks import runtime
 
     try:
-        state = sync_organisation(org, options, return_state=True)
+        with tags(f"org:{org}", options.trigger):
+            state = sync_organisation(org, options, return_state=True)
         if state.is_completed():
             summary = dict(state.result())
         else:
