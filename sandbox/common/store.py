@@ -11,9 +11,12 @@ import json
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+#: ``(scope, kind, id, created)`` after a document was written; ``created`` is False for updates.
+Observer = Callable[[str, str, str, bool], None]
 
 
 def _shared(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -32,6 +35,7 @@ class DocStore:
         self._meta: dict[str, Any] = {}
         self._dirty: set[tuple[str, str, str]] = set()
         self._dirty_meta: set[str] = set()
+        self._observers: list[Observer] = []
         self._db: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,15 +73,30 @@ class DocStore:
         return self._meta.get(key, default)
 
     # --- writing ---------------------------------------------------------------------------------
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer`` after every ``put`` and ``touch`` (under the store's lock: keep it quick).
+        Webhook emitters use it to see every change of a document, whichever code path made it."""
+        self._observers.append(observer)
+
+    def _notify(self, scope: str, kind: str, id_: str, created: bool) -> None:
+        for observer in self._observers:
+            observer(scope, kind, id_, created)
+
     def put(self, scope: str, kind: str, id_: str, doc: dict[str, Any]) -> None:
         with self.lock:
-            self._docs.setdefault((scope, kind), {})[id_] = doc
+            table = self._docs.setdefault((scope, kind), {})
+            created = id_ not in table
+            table[id_] = doc
             self._dirty.add((scope, kind, id_))
+            if self._observers:
+                self._notify(scope, kind, id_, created)
 
     def touch(self, scope: str, kind: str, id_: str) -> None:
         """Mark a document changed in place (after mutating the dict returned by ``get``)."""
         with self.lock:
             self._dirty.add((scope, kind, id_))
+            if self._observers:
+                self._notify(scope, kind, id_, False)
 
     def delete(self, scope: str, kind: str, id_: str) -> None:
         with self.lock:

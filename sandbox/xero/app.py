@@ -30,6 +30,7 @@ from sandbox.xero.books import Books
 from sandbox.xero.formats import error_500, error_503, json_response, not_found
 from sandbox.xero.gate import IdempotencyCache, XeroGate
 from sandbox.xero.limits import RateLimiter
+from sandbox.xero.webhooks import XeroWebhooks
 
 DEFAULT_SCOPE = ("openid profile email offline_access accounting.invoices accounting.payments "
                  "accounting.contacts accounting.settings")
@@ -68,6 +69,7 @@ class XeroSandbox(Sandbox):
 
     def reset(self, seed: str = "demo") -> None:
         with self.store.lock:
+            self.webhooks.clear()
             self._books.clear()
             self.idempotency.clear()
             self.limiter.reset()
@@ -133,6 +135,10 @@ class XeroSandbox(Sandbox):
 
         self._add_identity_routes(app)
         self._add_admin_routes(app)
+        # Webhooks see every write of a contact or invoice, whichever route made it.
+        self.webhooks = XeroWebhooks(self)
+        self.store.observe(self.webhooks.on_change)
+        self.webhooks.register(app)
         api.register(app, self)
 
     def _client_from(self, request: Request, form: dict[str, str]) -> dict[str, Any]:
