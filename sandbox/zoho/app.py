@@ -26,6 +26,7 @@ from sandbox.common.base import Sandbox
 from sandbox.common.faults import Fault
 from sandbox.zoho import coql
 from sandbox.zoho.limits import Limits, coql_cost, write_cost
+from sandbox.zoho.notifications import ZohoNotifications
 from sandbox.zoho.oauth import FULL_SCOPE, Accounts, Caller
 from sandbox.zoho.org import Org, norm_key
 from sandbox.zoho.records import (
@@ -274,6 +275,7 @@ class ZohoSandbox(Sandbox):
 
     def reset(self, seed: str = "demo") -> None:
         with self.store.lock:
+            self.notifications.clear()
             self._orgs.clear()
             self.page_tokens.clear()
             self._row_views.clear()
@@ -351,6 +353,9 @@ class ZohoSandbox(Sandbox):
         self._add_admin_routes(app)
         self._add_oauth_routes(app)
         r = self._run
+        # /crm/v8/actions/watch before /{module}/{id} catches it; callbacks follow every record write.
+        self.notifications = ZohoNotifications(self)
+        self.notifications.register(app, r)
 
         @app.exception_handler(StarletteHTTPException)
         async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
@@ -999,6 +1004,7 @@ class ZohoSandbox(Sandbox):
                 result = exc.result()
             results.append(result)
             codes.append(result["code"])
+        self.notifications.record_write(org.id, module, kind, results)
         ok = sum(1 for c in codes if c == "SUCCESS")
         if ok == len(codes):
             status = 201 if kind == "insert" else 200
@@ -1134,6 +1140,8 @@ class ZohoSandbox(Sandbox):
             ctx.keys.append(rid)
             results.append({"code": "SUCCESS", "details": {"id": rid}, "message": "record deleted",
                             "status": "success"})
+        self.notifications.record_changes(org.id, module, "delete", [r["details"]["id"] for r in results
+                                                                    if r["code"] == "SUCCESS"])
         ok = sum(1 for r in results if r["code"] == "SUCCESS")
         status = 200 if ok == len(results) else 207 if ok else 400
         return status, {"data": results}
