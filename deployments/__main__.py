@@ -13,9 +13,10 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve every deployment of the registry (needs PREFECT_API_URL)")
     serve.add_argument("--limit", type=int, default=None, help="most flow runs at once in this process")
+    serve.add_argument("--org", action="append", default=None, help="serve only this org (repeatable)")
     args = parser.parse_args(argv)
     if args.command == "serve":
-        serve_registry(limit=args.limit)
+        serve_registry(limit=args.limit, only=args.org)
 
 
 if __name__ == "__main__":

@@ -124,10 +124,18 @@ def fleet_spec() -> DeploymentSpec:
     )
 
 
-def registry_specs(orgs: list[OrgConfig] | None = None) -> list[DeploymentSpec]:
-    """Every deployment of the registry (``ZX_ORGS_DIR``), sorted by org slug, then the shared ones."""
-    from mappings import load_registry
+def registry_specs(
+    orgs: list[OrgConfig] | None = None, *, only: list[str] | None = None
+) -> list[DeploymentSpec]:
+    """Every deployment of the registry (``ZX_ORGS_DIR``), sorted by org slug, then the shared ones.
 
+    ``only`` keeps the listed orgs' deployments and housekeeping (no sync-all, which would start
+    runs of deployments nobody serves): the demo serves just its own org that way.
+    """
+    from mappings import load_org, load_registry
+
+    if only is not None:
+        return [org_spec(load_org(slug)) for slug in sorted(only)] + [housekeeping_spec()]
     orgs = load_registry() if orgs is None else orgs
     return [org_spec(o) for o in sorted(orgs, key=lambda o: o.slug)] + [housekeeping_spec(), fleet_spec()]
 
@@ -149,13 +157,16 @@ def to_runner_deployment(spec: DeploymentSpec) -> RunnerDeployment:
     )
 
 
-def registry_deployments(orgs: list[OrgConfig] | None = None) -> list[RunnerDeployment]:
-    """Runner deployments for every spec of the registry."""
-    return [to_runner_deployment(s) for s in registry_specs(orgs)]
+def registry_deployments(
+    orgs: list[OrgConfig] | None = None, *, only: list[str] | None = None
+) -> list[RunnerDeployment]:
+    """Runner deployments for every spec of the registry (or of ``only`` those orgs)."""
+    return [to_runner_deployment(s) for s in registry_specs(orgs, only=only)]
 
 
-def serve_registry(limit: int | None = None) -> None:
-    """Serve every deployment of the registry from this process (no work pool), until interrupted.
+def serve_registry(limit: int | None = None, *, only: list[str] | None = None) -> None:
+    """Serve every deployment of the registry (or of ``only`` those orgs, see :func:`registry_specs`)
+    from this process (no work pool), until interrupted.
 
     Needs ``PREFECT_API_URL`` (a ``prefect server start``): served deployments live on that server,
     and its UI shows their runs. ``limit`` caps the flow runs this process executes at once (a
@@ -170,7 +181,7 @@ def serve_registry(limit: int | None = None) -> None:
             "zxsync serve needs PREFECT_API_URL (e.g. http://127.0.0.1:4200/api of a "
             "`prefect server start`): served deployments must live on a lasting server."
         )
-    serve(*registry_deployments(), limit=limit)
+    serve(*registry_deployments(only=only), limit=limit)
 
 
 # --- prefect.yaml --------------------------------------------------------------------------------

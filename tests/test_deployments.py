@@ -80,6 +80,14 @@ def test_one_deployment_per_org_with_its_schedules_in_its_timezone(two_orgs: Pat
     assert deployments["all-orgs"].schedules == []
 
 
+def test_serving_only_some_orgs_leaves_out_the_others_and_sync_all(two_orgs: Path) -> None:
+    # The demo serves just its org: other orgs must not run against the sandboxes.
+    assert [s.full_name for s in registry_specs(only=["globex"])] == [
+        "sync-organisation/globex",
+        "housekeeping/daily",
+    ]
+
+
 def test_the_server_schedules_runs_at_the_orgs_local_times(two_orgs: Path, prefect_harness: None) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId

@@ -42,15 +42,18 @@ def demo(
 @app.command()
 def serve(
     limit: Annotated[int | None, typer.Option(help="most flow runs at once in this process")] = None,
+    org: Annotated[
+        list[str] | None, typer.Option(help="serve only this org's deployment (repeatable)")
+    ] = None,
 ) -> None:
     """Serve the deployments of every org in the registry (one process, no work pool; needs PREFECT_API_URL)."""
     _needs_api()
     from deployments.registry import registry_specs, serve_registry
 
-    for spec in registry_specs():
+    for spec in registry_specs(only=org):
         when = ", ".join(f"{s.cron} ({s.timezone})" for s in spec.schedules) or "no schedule"
         typer.echo(f"serving {spec.full_name}: {when}")
-    serve_registry(limit=limit)
+    serve_registry(limit=limit, only=org)
 
 
 @deployments_app.command("list")

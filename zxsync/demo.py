@@ -126,7 +126,11 @@ def _served(server: PrefectServer, paths: DemoPaths, say: Say) -> Iterator[Child
         PREFECT_UI_URL=server.url,
     )
     child = spawn(
-        "serve", [sys.executable, "-m", "deployments", "serve"], env=env, log_path=paths.logs / "serve.log"
+        "serve",
+        # Only the demo org: other orgs of the registry must not run against the sandboxes.
+        [sys.executable, "-m", "deployments", "serve", "--org", DEMO_ORG],
+        env=env,
+        log_path=paths.logs / "serve.log",
     )
     try:
         yield child
@@ -247,7 +251,7 @@ def _first_run(server: PrefectServer, child: Child, paths: DemoPaths, say: Say) 
 
     from deployments.registry import org_deployment_name, registry_specs
 
-    specs = registry_specs()
+    specs = registry_specs(only=[DEMO_ORG])
     deployment = _wait_for_deployment(server, child, org_deployment_name(DEMO_ORG))
     say("  Serving            " + ", ".join(s.full_name for s in specs))
     for spec in specs:
