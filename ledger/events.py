@@ -57,6 +57,8 @@ class EventBatch(BaseModel):
     batch: str
     flow_run_id: str | None
     record_ids: list[str]
+    #: Where each id came from (same order as ``record_ids``).
+    sources: list[str]
     attempts: int
     claimed_at: datetime | None
 
@@ -168,12 +170,13 @@ class EventsMixin(LedgerBase):
             return list(session.execute(select(EVENTS.c.record_id).where(
                 EVENTS.c.org == org, EVENTS.c.batch == PENDING).order_by(EVENTS.c.id)).scalars())
 
-    def claim_events(self, org: str, batch: str, limit: int | None = None) -> list[str]:
-        """Hand the org's pending ids (oldest first, at most ``limit``) to ``batch``; returns them."""
+    def claim_events(self, org: str, batch: str, limit: int | None = None) -> list[tuple[str, str]]:
+        """Hand the org's pending ids (oldest first, at most ``limit``) to ``batch``; returns them
+        as ``(record_id, source)``."""
         if not batch:
             raise ValueError("a batch key is required")
         with self._write() as session:
-            stmt = select(EVENTS.c.id, EVENTS.c.record_id).where(
+            stmt = select(EVENTS.c.id, EVENTS.c.record_id, EVENTS.c.source).where(
                 EVENTS.c.org == org, EVENTS.c.batch == PENDING).order_by(EVENTS.c.id)
             if limit is not None:
                 stmt = stmt.limit(limit)
@@ -181,7 +184,7 @@ class EventsMixin(LedgerBase):
             now = utcnow()
             for chunk in chunked([r.id for r in rows]):
                 session.execute(update(EVENTS).where(EVENTS.c.id.in_(chunk)).values(batch=batch, claimed_at=now))
-        return [r.record_id for r in rows]
+        return [(r.record_id, r.source) for r in rows]
 
     def set_batch_run(self, org: str, batch: str, flow_run_id: str) -> None:
         """Remember which flow run holds ``batch``."""
@@ -201,9 +204,10 @@ class EventsMixin(LedgerBase):
             b = batches.get((r.org, r.batch))
             if b is None:
                 b = batches[(r.org, r.batch)] = EventBatch(org=r.org, batch=r.batch, flow_run_id=r.flow_run_id,
-                                                           record_ids=[], attempts=0,
+                                                           record_ids=[], sources=[], attempts=0,
                                                            claimed_at=_utc(r.claimed_at))
             b.record_ids.append(r.record_id)
+            b.sources.append(r.source)
             b.attempts = max(b.attempts, r.attempts)
             b.flow_run_id = b.flow_run_id or r.flow_run_id
         return list(batches.values())
@@ -213,9 +217,12 @@ class EventsMixin(LedgerBase):
         with self._write() as session:
             return session.execute(delete(EVENTS).where(EVENTS.c.org == org, EVENTS.c.batch == batch)).rowcount
 
-    def release_batch(self, org: str, batch: str, max_attempts: int) -> tuple[list[str], list[str]]:
+    def release_batch(self, org: str, batch: str, max_attempts: int, *,
+                      count_attempt: bool = True) -> tuple[list[str], list[str]]:
         """The batch's run did not complete: its ids go back to pending (merged with any pending copy),
-        except those that reached ``max_attempts`` runs, which are dropped. Returns (released, dropped)."""
+        except those that reached ``max_attempts`` runs, which are dropped. ``count_attempt=False``
+        when no run was even started. Returns (released, dropped)."""
+        step = 1 if count_attempt else 0
         released: list[str] = []
         dropped: list[str] = []
         with self._write() as session:
@@ -225,7 +232,7 @@ class EventsMixin(LedgerBase):
                 EVENTS.c.org == org, EVENTS.c.batch == PENDING)).scalars())
             gone: list[int] = []
             for r in rows:
-                if r.attempts + 1 >= max_attempts:
+                if step and r.attempts + step >= max_attempts:
                     dropped.append(r.record_id)
                     gone.append(r.id)
                 elif r.record_id in pending:
@@ -234,7 +241,7 @@ class EventsMixin(LedgerBase):
                 else:
                     released.append(r.record_id)
                     session.execute(update(EVENTS).where(EVENTS.c.id == r.id).values(
-                        batch=PENDING, flow_run_id=None, claimed_at=None, attempts=r.attempts + 1))
+                        batch=PENDING, flow_run_id=None, claimed_at=None, attempts=r.attempts + step))
             for chunk in chunked(gone):
                 session.execute(delete(EVENTS).where(EVENTS.c.id.in_(chunk)))
         return released, dropped

@@ -22,7 +22,7 @@ def test_duplicates_coalesce_while_pending_and_come_back_after_a_claim(ledger: L
     [pending_acme, pending_other] = ledger.pending_events()
     assert (pending_acme.org, pending_acme.count, pending_other.count) == ("acme", 2, 1)
 
-    assert ledger.claim_events("acme", "b1") == ["1", "2"]
+    assert ledger.claim_events("acme", "b1") == [("1", "zoho:Invoices"), ("2", "zoho:Invoices")]
     assert ledger.pending_ids("acme") == []
     # The record changed again while its batch runs: pending again, next to the claimed copy.
     assert ledger.enqueue_events("acme", [("1", "zoho:Invoices")]) == 1
@@ -30,6 +30,7 @@ def test_duplicates_coalesce_while_pending_and_come_back_after_a_claim(ledger: L
     ledger.set_batch_run("acme", "b1", "run-1")
     [batch] = ledger.event_batches("acme")
     assert (batch.batch, batch.flow_run_id, batch.record_ids, batch.attempts) == ("b1", "run-1", ["1", "2"], 0)
+    assert batch.sources == ["zoho:Invoices", "zoho:Invoices"]
     assert ledger.finish_batch("acme", "b1") == 2
     assert ledger.event_batches("acme") == []
     assert ledger.pending_ids("acme") == ["1"]
@@ -47,11 +48,13 @@ def test_a_failed_batch_goes_back_to_pending_until_its_attempts_run_out(ledger: 
         released, dropped = ledger.release_batch("acme", f"b{n}", max_attempts=3)
     assert released == ["2"] and dropped == ["1"]  # id 2's merged copy started counting later
     assert ledger.pending_ids("acme") == ["2"]
+    ledger.claim_events("acme", "b4")
+    assert ledger.release_batch("acme", "b4", max_attempts=1, count_attempt=False) == (["2"], [])
 
 
 def test_claim_takes_the_oldest_first_up_to_a_limit(ledger: Ledger) -> None:
     ledger.enqueue_events("acme", [(str(i), "s") for i in range(10)])
-    assert ledger.claim_events("acme", "b1", limit=4) == ["0", "1", "2", "3"]
+    assert [i for i, _ in ledger.claim_events("acme", "b1", limit=4)] == ["0", "1", "2", "3"]
     assert len(ledger.pending_ids("acme")) == 6
 
 
