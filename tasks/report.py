@@ -26,8 +26,8 @@ from tasks.extract import ExtractResult
 from tasks.plan import RunPlan
 
 #: Columns of the summary table, in order.
-COLUMNS = ("created", "updated", "unchanged", "rejected", "deferred", "locked", "skipped", "deleted", "voided",
-           "healed", "written_back", "created_in_zoho", "writeback_errors")
+COLUMNS = ("looked_at", "created", "updated", "unchanged", "linked", "rejected", "deferred", "locked", "skipped",
+           "deleted", "voided", "healed", "written_back", "created_in_zoho", "writeback_errors")
 #: How a module is named in summaries.
 ENTITY_LABEL = {"contacts": "contacts", "vendors": "vendors", "products": "items", "invoices": "invoices",
                 "purchase_orders": "purchase_orders", "sales_orders": "sales_orders", "quotes": "quotes",
@@ -60,6 +60,13 @@ def finish_run(plan: RunPlan, totals: dict[str, dict[str, int]], extracts: list[
             mark = _newer(ledger.get_watermark(plan.org, ex.stream), ex.newest)
             if mark is not None:
                 ledger.set_watermark(plan.org, ex.stream, mark)
+    # Every Zoho record a push looked at is accounted for: looked_at = created + updated + unchanged
+    # + linked + rejected + skipped (+ deleted / voided for deletions).
+    totals = {module: dict(counts) for module, counts in totals.items()}
+    for module in plan.to_xero():
+        zoho = plan.spec(module).zoho
+        looked = sum(e.records for e in extracts if e.stream in (f"zoho:{zoho}", f"zoho:{zoho}:deleted"))
+        totals.setdefault(module, {})["looked_at"] = looked
     # A dry run's would_create / would_update / ... columns are what it reports: keep them.
     would = sorted({c for v in totals.values() for c in v if c.startswith("would_")})
     entities = {ENTITY_LABEL.get(k, k): {c: int(v.get(c, 0)) for c in (*COLUMNS, *would)} for k, v in totals.items()}
