@@ -97,18 +97,19 @@ def sync_all(
 
 
 def _wait(client: Any, runs: dict[str, UUID], poll_seconds: float, timeout_seconds: float) -> dict[str, Any]:
-    """Poll until every run is final (or the timeout passes; the unfinished ones are reported as they are)."""
+    """Poll (one API call per poll) until every run is final, or the timeout passes: the unfinished
+    ones are then reported as they are."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
     deadline = time.monotonic() + timeout_seconds
-    final: dict[str, Any] = {}
+    wanted = FlowRunFilter(id=FlowRunFilterId(any_=list(runs.values())))
     while True:
-        for slug, run_id in runs.items():
-            if slug not in final:
-                run = client.read_flow_run(run_id)
-                if run.state is not None and run.state.is_final():
-                    final[slug] = run
-        if len(final) == len(runs) or time.monotonic() > deadline:
+        by_id = {run.id: run for run in client.read_flow_runs(flow_run_filter=wanted, limit=len(runs))}
+        if all(r.state is not None and r.state.is_final() for r in by_id.values()) and len(by_id) == len(
+            runs
+        ):
+            break
+        if time.monotonic() > deadline:
             break
         time.sleep(poll_seconds)
-    for slug, run_id in runs.items():
-        final.setdefault(slug, client.read_flow_run(run_id))
-    return {slug: final[slug] for slug in runs}
+    return {slug: by_id.get(run_id) or client.read_flow_run(run_id) for slug, run_id in runs.items()}

@@ -81,6 +81,14 @@ def _org_files(folder: Path) -> None:
     demo = yaml.safe_load((REPO_ROOT / "orgs" / "demo.yaml").read_text(encoding="utf-8"))
     for slug in ORGS:
         data = {**demo, "slug": slug, "name": f"Scale-out {slug}"}
+        # Customers, items and invoices: enough load for the limits, fewer calls to wait for.
+        data["modules"] = {
+            **demo["modules"],
+            **{
+                m: {**demo["modules"][m], "enabled": False}
+                for m in ("vendors", "purchase_orders", "payments")
+            },
+        }
         (folder / f"{slug}.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
@@ -201,7 +209,22 @@ def test_sync_all_on_two_workers_with_postgres_and_shared_tenant_limits(
                 for run in org_runs:
                     if "auto-scheduled" not in run.tags:  # the schedules' future runs are not ours
                         by_org.setdefault(run.parameters["org"], []).append(run)
-                print({slug: [(r.name, r.state_name) for r in runs] for slug, runs in by_org.items()})
+                t0 = fleet_done.start_time
+                print(
+                    "fleet",
+                    fleet_done.total_run_time,
+                    {
+                        slug: [
+                            (
+                                r.state_name,
+                                round((r.start_time - t0).total_seconds()),
+                                round(r.total_run_time.total_seconds()),
+                            )
+                            for r in runs
+                        ]
+                        for slug, runs in sorted(by_org.items())
+                    },
+                )
                 assert sorted(by_org) == ORGS
                 assert all(run.state.is_completed() for runs in by_org.values() for run in runs)
                 assert len(by_org["org3"]) == 2  # its fleet run and the manual one, one after the other
@@ -213,7 +236,7 @@ def test_sync_all_on_two_workers_with_postgres_and_shared_tenant_limits(
             for slug, tenant in tenants.items():
                 load = tenant_load(journal, tenant, WINDOW)
                 print(slug, load)
-                assert load["calls"] >= 3 * SANDBOX_LIMITS["per_window"]  # the limits were binding
+                assert load["calls"] > 2 * SANDBOX_LIMITS["per_window"]  # more than the limits let through at once
                 assert load["busiest_window"] <= SANDBOX_LIMITS["per_window"], (slug, load)
                 assert load["max_in_flight"] <= SANDBOX_LIMITS["concurrent"], (slug, load)
                 assert load["rate_limited"] == 0, (slug, load)
