@@ -55,8 +55,10 @@ class Receiver:
         self.server.server_close()
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
-    """Poll ``check`` until it returns something truthy; fail the test at the timeout."""
+def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition",
+               interval: float = 0.05) -> Any:
+    """Poll ``check`` every ``interval`` seconds until it returns something truthy; fail the test at
+    the timeout."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -64,4 +66,4 @@ def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "the
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not happen within {timeout} s")
-        time.sleep(0.05)
+        time.sleep(interval)

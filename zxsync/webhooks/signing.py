@@ -1,8 +1,8 @@
 """Signatures: Xero's webhook signature and the per-org signed trigger token (pure functions).
 
 Xero signs the raw body: ``x-xero-signature`` = base64(HMAC-SHA256(body, webhook key)). A trigger
-link for one record carries ``exp`` and ``sig`` = HMAC-SHA256(org key, "org\\nmodule\\nrecord
-id\\nexp"); the key never appears in the link, and a link only ever syncs its own record, until it
+link for one record carries ``exp`` and ``sig`` = HMAC-SHA256(org key, "org:module:record id:exp");
+the key never appears in the link, and a link only ever syncs its own record, until it
 expires. Deluge (a Zoho button's function) computes the same with ``zoho.encryption.hmacsha256``,
 so the signature is accepted as base64 (standard or URL-safe, padded or not) or hex.
 """
@@ -32,7 +32,7 @@ def verify_xero(body: bytes, signature: str | None, key: str) -> bool:
 
 def trigger_message(org: str, module: str, record_id: str, expires: int) -> bytes:
     """What a trigger link signs: the org, the record and the expiry (epoch seconds)."""
-    return f"{org}\n{module}\n{record_id}\n{expires}".encode()
+    return f"{org}:{module}:{record_id}:{expires}".encode()
 
 
 def sign_trigger(key: str, org: str, module: str, record_id: str, expires: int) -> str:
