@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -72,5 +73,5 @@ def test_an_approval_in_zoho_and_a_payment_in_xero_reach_the_other_side_through_
         assert all(r.parameters["options"]["window"]["kind"] == "record-ids" for r in runs)
         assert all(r.state is not None and r.state.is_completed() for r in runs), [r.state for r in runs]
         spans = sorted((r.start_time, r.end_time) for r in runs)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans  # never overlapping
+        assert all(a[1] <= b[0] for a, b in pairwise(spans)), spans  # never overlapping
         assert not [r for r in stack.runs() if " · schedule · " in r.name]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from cryptography.fernet import Fernet
-from ledger_support import BACKENDS, db_url, ledger, ledger_env, pg_session_db  # noqa: F401
+from ledger_support import db_url, ledger_env, pg_session_db  # noqa: F401
 
 from ledger import Ledger
 from ledger.errors import LedgerKeyError
@@ -14,7 +14,15 @@ from ledger.errors import LedgerKeyError
 pytestmark = pytest.mark.usefixtures("ledger_env")
 
 
-def test_duplicates_coalesce_while_pending_and_come_back_after_a_claim(ledger: Ledger) -> None:
+@pytest.fixture()
+def store(db_url: str) -> Iterator[Ledger]:  # noqa: F811 - the imported fixture, parametrised per backend
+    """An open ledger on SQLite and on PostgreSQL."""
+    with Ledger.open(db_url) as opened:
+        yield opened
+
+
+def test_duplicates_coalesce_while_pending_and_come_back_after_a_claim(store: Ledger) -> None:
+    ledger = store
     assert ledger.enqueue_events("acme", [("1", "zoho:Invoices"), ("2", "zoho:Invoices"), ("1", "xero:INVOICE")]) == 2
     assert ledger.enqueue_events("acme", [("1", "zoho:Invoices")]) == 0  # a replay
     assert ledger.enqueue_events("other", [("1", "zoho:Invoices")]) == 1
@@ -36,7 +44,8 @@ def test_duplicates_coalesce_while_pending_and_come_back_after_a_claim(ledger: L
     assert ledger.pending_ids("acme") == ["1"]
 
 
-def test_a_failed_batch_goes_back_to_pending_until_its_attempts_run_out(ledger: Ledger) -> None:
+def test_a_failed_batch_goes_back_to_pending_until_its_attempts_run_out(store: Ledger) -> None:
+    ledger = store
     ledger.enqueue_events("acme", [("1", "s"), ("2", "s")])
     ledger.claim_events("acme", "b1")
     ledger.enqueue_events("acme", [("2", "s")])  # pending again meanwhile
@@ -52,13 +61,15 @@ def test_a_failed_batch_goes_back_to_pending_until_its_attempts_run_out(ledger: 
     assert ledger.release_batch("acme", "b4", max_attempts=1, count_attempt=False) == (["2"], [])
 
 
-def test_claim_takes_the_oldest_first_up_to_a_limit(ledger: Ledger) -> None:
+def test_claim_takes_the_oldest_first_up_to_a_limit(store: Ledger) -> None:
+    ledger = store
     ledger.enqueue_events("acme", [(str(i), "s") for i in range(10)])
     assert [i for i, _ in ledger.claim_events("acme", "b1", limit=4)] == ["0", "1", "2", "3"]
     assert len(ledger.pending_ids("acme")) == 6
 
 
-def test_webhook_secrets_are_encrypted_and_bound_to_their_row(ledger: Ledger, db_url: str, tmp_path: Path) -> None:
+def test_webhook_secrets_are_encrypted_and_bound_to_their_row(store: Ledger) -> None:
+    ledger = store
     ledger.save_webhook_secret("xero-key:app", "xero_key", "K3y-marker-value", meta={"note": "app"})
     ledger.save_webhook_secret("trigger:acme", "trigger", "T0k-marker-value", org="acme")
     secret = ledger.load_webhook_secret("xero-key:app")
@@ -72,7 +83,8 @@ def test_webhook_secrets_are_encrypted_and_bound_to_their_row(ledger: Ledger, db
 
         dump = repr(connection.execute(text("SELECT * FROM webhook_secrets")).all())
     assert "marker-value" not in dump and "xero-key:app" in dump
-    with Ledger.open(db_url, fernet_key=Fernet.generate_key()) as wrong, pytest.raises(LedgerKeyError):
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    with Ledger.open(url, fernet_key=Fernet.generate_key()) as wrong, pytest.raises(LedgerKeyError):
         wrong.load_webhook_secret("xero-key:app")
     assert ledger.delete_webhook_secret("xero-key:app") is True
     with pytest.raises(KeyError):

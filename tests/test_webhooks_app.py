@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import pytest
 import requests
@@ -22,7 +21,14 @@ with warnings.catch_warnings():  # starlette's notice about its httpx-based test
 from ledger import Ledger
 from tests.test_webhooks_support import wait_until
 from zxsync.settings import REPO_ROOT, get_settings
-from zxsync.webhooks import Intake, create_app, rotate_trigger_key, sign_trigger, store_xero_key, xero_signature
+from zxsync.webhooks import (
+    Intake,
+    create_app,
+    rotate_trigger_key,
+    sign_trigger,
+    store_xero_key,
+    xero_signature,
+)
 from zxsync.webhooks.intake import ZOHO_CHANNEL
 
 TENANT = "3a1f6c2e-7b4d-4e8a-9c5f-1d2e3f4a5b6c"

@@ -14,7 +14,7 @@ import requests
 
 from sandbox.server import RunningSandbox, start
 from tests.e2e_support import XeroReader, ZohoReader
-from tests.test_webhooks_support import Receiver, Received, wait_until
+from tests.test_webhooks_support import Received, Receiver, wait_until
 
 KEY = "sandbox-test-webhook-key-0123456789"
 

@@ -107,7 +107,7 @@ class ZohoNotifications:
         if not isinstance(value, str):
             raise _invalid("channel_expiry", i, expected_data_type="datetime")
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(value)
         except ValueError:
             raise _invalid("channel_expiry", i, expected_data_type="datetime") from None
         if moment.tzinfo is None:

@@ -168,6 +168,6 @@ class ChannelKeeper:
                 for status in self.ensure_all():
                     if status.action == "failed":
                         log.warning("%s: notification channel: %s", status.org, status.detail)
-            except Exception:  # noqa: BLE001 - keep renewing the others next time
+            except Exception:  # keep renewing the others next time
                 log.exception("checking the Zoho notification channels failed")
             stop.wait(self.settings.renew_check_seconds)

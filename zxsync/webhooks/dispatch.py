@@ -141,7 +141,7 @@ class Dispatcher:
                 continue
             try:
                 state = self.launcher.state(batch.flow_run_id)
-            except Exception:  # noqa: BLE001 - the Prefect API may be briefly away; try next pass
+            except Exception:  # the Prefect API may be briefly away; try next pass
                 log.warning("could not read run %s of %s; will look again", batch.flow_run_id, batch.org,
                             exc_info=True)
                 done.busy.add(batch.org)
@@ -183,7 +183,7 @@ class Dispatcher:
             ledger.release_batch(org, batch, self.max_attempts, count_attempt=False)
             done.busy.add(org)
             return
-        except Exception:  # noqa: BLE001 - keep the batch; the next pass creates the run (same key)
+        except Exception:  # keep the batch; the next pass creates the run (same key)
             log.warning("%s: could not start a run; will try again", org, exc_info=True)
             done.busy.add(org)
             return
@@ -202,7 +202,7 @@ class Dispatcher:
                     while not stop.is_set():
                         try:
                             self.tick()
-                        except Exception:  # noqa: BLE001 - a bad pass must not stop the dispatcher
+                        except Exception:  # a bad pass must not stop the dispatcher
                             log.exception("dispatcher pass failed")
                         stop.wait(poll_seconds)
             except LeaseBusy:

@@ -142,7 +142,7 @@ class Intake:
     def _enqueue(self, org: str, items: list[tuple[str, str]]) -> Outcome:
         try:
             added = self.ledger().enqueue_events(org, items)
-        except Exception:  # noqa: BLE001 - the sender must retry whatever went wrong here
+        except Exception:  # the sender must retry whatever went wrong here
             log.exception("could not queue %d id(s) for %s", len(items), org)
             self._count("store_failed")
             return Outcome(500, reason="not stored")
