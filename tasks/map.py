@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from pydantic import BaseModel
 
 from mappings import (
     MappingResult,
@@ -28,21 +27,13 @@ from tasks import runtime
 from tasks.extract import reference
 from tasks.plan import RunPlan
 from tasks.retry import TRANSIENT
-from tasks.staging import mapping_to_stage
+from tasks.staging import MappedPage, mapping_to_stage
+from tasks.validate import dry_run_creates
 
 #: Subform of line items per Zoho document module.
 LINE_SUBFORMS = {"Invoices": "Invoiced_Items", "Purchase_Orders": "Purchase_Items", "Sales_Orders": "Ordered_Items",
                  "Quotes": "Quoted_Items"}
 CONTACT_FIELD = {"Purchase_Orders": "Vendor_Name"}
-
-
-class MappedPage(BaseModel):
-    """Where a page's mapping result is staged, and its counts."""
-
-    module: str
-    page: str
-    stage: str
-    counts: dict[str, int]
 
 
 def mapping_links(plan: RunPlan, entity: str, zoho_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -141,6 +132,11 @@ def map_records(plan: RunPlan, module: str, records: list[dict[str, Any]],
     contact_links = {z: l["xero_id"] for z, l in mapping_links(plan, "contact", contact_ids).items()}
     product_ids = _line_product_ids(records, LINE_SUBFORMS[spec.zoho])
     item_links = {z: l["xero_id"] for z, l in mapping_links(plan, "item", product_ids).items()}
+    # A dry run maps documents against the contacts and items it would have created.
+    for z in dry_run_creates(plan, "contact"):
+        contact_links.setdefault(z, f"(new contact {z})")
+    for z in dry_run_creates(plan, "item"):
+        item_links.setdefault(z, f"(new item {z})")
     failed = {**failed_in_ledger(plan, "contact", contact_ids), **failed_in_ledger(plan, "item", product_ids)}
     products = _products(plan, product_ids) if _needs_products(config) else None
     mapper = {"invoices": map_invoices, "purchase_orders": map_purchase_orders,

@@ -45,6 +45,15 @@ def mapping_from_stage(plan: RunPlan, name: str) -> MappingResult:
         skipped=[Skip(**s) for s in body["skipped"]])
 
 
+class MappedPage(BaseModel):
+    """Where a page's mapping result is staged, and its counts."""
+
+    module: str
+    page: str
+    stage: str
+    counts: dict[str, int]
+
+
 class BatchRef(BaseModel):
     """One batch of documents to send to Xero in one request."""
 

@@ -18,10 +18,9 @@ from pydantic import BaseModel
 from ledger import JournalEntry
 from mappings import Reject
 from tasks import runtime
-from tasks.map import MappedPage
 from tasks.plan import RunPlan
 from tasks.retry import TRANSIENT
-from tasks.staging import BatchRef, document_to_json, mapping_from_stage
+from tasks.staging import BatchRef, MappedPage, document_to_json, mapping_from_stage
 
 
 class ValidatedPage(BaseModel):
@@ -32,6 +31,35 @@ class ValidatedPage(BaseModel):
     counts: dict[str, int]
     #: For a dry run: what would be written, by action.
     planned: dict[str, int] = {}
+
+
+#: Entities whose would-be creations a dry run remembers, so the documents using them map too.
+DRY_RUN_PLACEHOLDERS = ("contact", "item")
+
+
+def dry_run_stage(entity: str) -> str:
+    return f"dry-run:creates:{entity}"
+
+
+def remember_dry_run_creates(plan: RunPlan, entity: str, zoho_ids: list[str]) -> None:
+    """A dry run creates nothing; the documents of the same run still need to know which of their
+    contacts and items the run *would* create (else every invoice of a first run is 'deferred')."""
+    ledger = runtime.ledger()
+    try:
+        known = ledger.stage_get(plan.org, plan.run_id, dry_run_stage(entity))
+    except KeyError:
+        known = []
+    ledger.stage_put(plan.org, plan.run_id, dry_run_stage(entity), known + [{"zoho_id": z} for z in zoho_ids])
+
+
+def dry_run_creates(plan: RunPlan, entity: str) -> set[str]:
+    """Zoho ids this dry run would create in Xero (empty for a real run)."""
+    if not plan.dry_run:
+        return set()
+    try:
+        return {r["zoho_id"] for r in runtime.ledger().stage_get(plan.org, plan.run_id, dry_run_stage(entity))}
+    except KeyError:
+        return set()
 
 
 def link_state_for(reject: Reject) -> str:
@@ -95,6 +123,8 @@ def validate_page(plan: RunPlan, mapped: MappedPage) -> ValidatedPage:
         if reject.blocking:
             log.info("Rejected %s", reject.message)
     if plan.dry_run:
+        if spec.entity in DRY_RUN_PLACEHOLDERS and by_action.get("create"):
+            remember_dry_run_creates(plan, spec.entity, [d.zoho_id for d in by_action["create"]])
         log.info("Dry run, %s page %s: would %s", spec.zoho, mapped.page,
                  ", ".join(f"{a} {n}" for a, n in planned.items()) or "change nothing")
         return ValidatedPage(module=mapped.module, batches=[], counts=dict(counts), planned=planned)

@@ -122,3 +122,13 @@ def test_an_edited_zoho_invoice_is_the_only_write(demo) -> None:
     writes = [j for j in demo.journal("xero", mark) if j["method"] in ("PUT", "POST", "DELETE")]
     assert [(w["method"], w["path"], w["keys"]) for w in writes] == [
         ("POST", "/api.xro/2.0/Invoices", [target["Invoice_Number"]])]
+
+
+def test_a_first_dry_run_predicts_the_first_run(demo) -> None:
+    before = demo.writes()  # onboarding created the Xero_* fields in Zoho
+    dry = run_sync("demo", RunOptions(dry_run=True))
+    assert dry["state"] == "COMPLETED" and demo.writes() == before
+    real = run_sync("demo", RunOptions())
+    for entity in ("contacts", "vendors", "items", "invoices", "purchase_orders"):
+        assert dry[entity]["would_create"] == real[entity]["created"], entity
+    assert dry["invoices"]["rejected"] == real["invoices"]["rejected"] == 5
