@@ -218,26 +218,51 @@ class PrefectLauncher:
     def __init__(self, api_url: str | None = None) -> None:
         self.api_url = api_url
         self._deployments: dict[str, Any] = {}
+        self._open: Any = None
+        self._lock = threading.Lock()
 
     def _client(self) -> Any:
-        from contextlib import ExitStack
+        """One client, opened on first use and kept (the dispatcher calls every second)."""
+        if self._open is None:
+            from contextlib import nullcontext
 
-        from prefect.client.orchestration import get_client
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+            from prefect.client.orchestration import get_client
+            from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        stack = ExitStack()
-        if self.api_url:
-            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: self.api_url}))
-        client = stack.enter_context(get_client(sync_client=True))
-        return stack, client
+            # The URL is read when the client is made; the settings context need not outlive that.
+            scope = temporary_settings(updates={PREFECT_API_URL: self.api_url}) if self.api_url else nullcontext()
+            with scope:
+                client = get_client(sync_client=True)
+                client.__enter__()
+            self._open = client
+        return self._open
+
+    def close(self) -> None:
+        """Close the kept client (a broken connection is reopened on the next call)."""
+        client, self._open = self._open, None
+        if client is not None:
+            try:
+                client.__exit__(None, None, None)
+            except Exception:  # closing a broken client must not hide the error that broke it
+                log.debug("closing the Prefect client failed", exc_info=True)
+
+    def _call(self, work: Callable[[Any], Any]) -> Any:
+        with self._lock:
+            try:
+                return work(self._client())
+            except Exception as exc:
+                from prefect.exceptions import ObjectNotFound
+
+                if not isinstance(exc, ObjectNotFound | DeploymentMissing):
+                    self.close()
+                raise
 
     def start(self, org: str, record_ids: list[str], modules: list[str], key: str) -> str:
         from prefect.exceptions import ObjectNotFound
 
         from deployments.registry import org_deployment_name
 
-        stack, client = self._client()
-        with stack:
+        def work(client: Any) -> str:
             deployment_id = self._deployments.get(org)
             if deployment_id is None:
                 try:
@@ -254,16 +279,19 @@ class PrefectLauncher:
                 raise
             return str(run.id)
 
+        return self._call(work)
+
     def state(self, run_id: str) -> RunState:
         from prefect.exceptions import ObjectNotFound
 
-        stack, client = self._client()
-        with stack:
+        def work(client: Any) -> RunState:
             try:
                 run = client.read_flow_run(uuid.UUID(run_id))
             except ObjectNotFound:
                 return "missing"
-        state = run.state
-        if state is None or not state.is_final():
-            return "waiting"
-        return "completed" if state.is_completed() else "failed"
+            state = run.state
+            if state is None or not state.is_final():
+                return "waiting"
+            return "completed" if state.is_completed() else "failed"
+
+        return self._call(work)
