@@ -519,6 +519,11 @@ def map_documents(
     rejects += total_rejects
 
     # --- decide ------------------------------------------------------------------------------------------
+    # Dated before sync_from and never linked: out of scope whatever else is wrong with it (its date is
+    # usually before a lock date too). History is skipped, never flagged rejected in Zoho nor re-read
+    # by every run as a pending reject.
+    out_of_scope = set(zid[before_sync].tolist())
+    rejects = [r for r in rejects if r.record_id not in out_of_scope]
     blocked = {r.record_id for r in rejects if r.blocking}
     result.rejects.extend(rejects)
     skip_mask = before_sync & ~zid.isin(list(blocked)) & ~cancelled
