@@ -352,10 +352,9 @@ def _linked_xero_ids(plan: RunPlan, entity: str, record_ids: list[str]) -> list[
              "Contacts": ("contact",)}.get(entity, ())
     out: set[str] = set()
     for kind in kinds:
-        for zoho_id, link in ledger.links_by_zoho(plan.org, kind, record_ids).items():
-            if link.xero_id:
-                out.add(link.xero_id)
-        out.update(x for x in ledger.links_by_xero(plan.org, kind, record_ids))
+        out.update(link.xero_id for link in ledger.links_by_zoho(plan.org, kind, record_ids).values()
+                   if link.xero_id)
+        out.update(ledger.links_by_xero(plan.org, kind, record_ids))
     return sorted(out)
 
 

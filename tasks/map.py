@@ -10,6 +10,7 @@ from typing import Any
 
 from prefect import task
 
+from ledger import JournalEntry
 from mappings import (
     MappingResult,
     load_org,
@@ -22,7 +23,6 @@ from mappings import (
     map_sales_orders,
     map_vendors,
 )
-from ledger import JournalEntry
 from tasks import runtime
 from tasks.extract import reference
 from tasks.plan import RunPlan

@@ -11,7 +11,7 @@ never bounce back as changes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -52,58 +52,77 @@ def online_url(xero_id: str, kind: str = "ACCREC") -> str:
     return f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={xero_id}"
 
 
-def write_to_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite], *, hash_key: str = "zoho_hash",
-                  xero_state: dict[str, dict[str, Any]] | None = None) -> Counter[str]:
-    """Update Zoho records in batches of 100 and remember each write-back's hash on the link."""
+OutcomeRow = tuple[dict[str, Any] | None, JournalEntry]
+
+
+def _in_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite], *, create: bool,
+             outcome: Callable[[ZohoWrite, RecordResult | None, Any], OutcomeRow]) -> Counter[str]:
+    """Send Zoho writes in batches of 100 and commit each batch's links and journal together.
+
+    ``outcome(write, result, link)`` turns one record's result into (the link row to upsert, or
+    None; its journal entry). Creates are paired by the Xero id, updates by the Zoho id.
+    """
     counts: Counter[str] = Counter()
     if not writes:
         return counts
     if plan.dry_run:
-        counts["would_write_back"] += len(writes)
+        counts["would_create_in_zoho" if create else "would_write_back"] += len(writes)
         return counts
     ledger = runtime.ledger()
     zoho = runtime.zoho(plan.org)
     module = writes[0].module
     for start in range(0, len(writes), ZOHO_BATCH):
         chunk = writes[start:start + ZOHO_BATCH]
-        results = zoho.update(module, [w.record for w in chunk], keys=[str(w.zoho_id) for w in chunk])
-        by_key: dict[str, RecordResult] = {r.key: r for r in results}
-        links = ledger.links_by_zoho(plan.org, entity, [str(w.zoho_id) for w in chunk])
+        keys = [str(w.xero_id if create else w.zoho_id) for w in chunk]
+        send = zoho.insert if create else zoho.update
+        by_key: dict[str, RecordResult] = {r.key: r for r in send(module, [w.record for w in chunk], keys=keys)}
+        links = {} if create else ledger.links_by_zoho(plan.org, entity, keys)
         rows, entries = [], []
-        for w in chunk:
-            outcome = by_key.get(str(w.zoho_id))
-            link = links.get(str(w.zoho_id))
-            if outcome is not None and outcome.ok:
-                extra = dict((link.extra if link else None) or {})
-                extra[hash_key] = w.content_hash
-                if hash_key == "zoho_hash":
-                    extra["zoho_core_hash"] = core_hash(w.record)
-                    if "Xero_Sync_Status" in w.record:
-                        extra.pop("status_hash", None)  # the reject's status text was overwritten
-                extra.update((xero_state or {}).get(str(w.zoho_id), {}))
-                row: dict[str, Any] = {"zoho_id": str(w.zoho_id), "extra": extra}
-                status = w.record.get("Xero_Sync_Status")
-                if link is not None and link.xero_id and status in ("synced", "locked-paid", "locked-part-paid"):
-                    row["state"] = status
+        for key, w in zip(keys, chunk):
+            row, entry = outcome(w, by_key.get(key), links.get(key))
+            if row is not None:
                 rows.append(row)
-                entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=str(w.zoho_id),
-                                            xero_id=w.xero_id, action="writeback", outcome="ok",
-                                            after={"zoho": w.record}))
-                counts["written_back"] += 1
-            else:
-                reason = (outcome.message if outcome else None) or "no answer for this record"
-                field = outcome.api_name if outcome else None
-                entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=str(w.zoho_id),
-                                            xero_id=w.xero_id, action="writeback", outcome="error", field=field,
-                                            message=f"Zoho refused the write-back: {reason}",
-                                            hint="Check the Zoho field named (type, length, picklist values) "
-                                                 "and the layout's rules"))
-                counts["writeback_errors"] += 1
+            entries.append(entry)
+            counts[entry.action.replace("-", "_") if entry.outcome == "ok" else "writeback_errors"] += 1
         with ledger.atomic():
             if rows:
                 ledger.upsert_links(plan.org, entity, rows)
             ledger.record(entries)
-    return counts
+    if counts["writeback"]:
+        counts["written_back"] = counts.pop("writeback")
+    if counts["create_in_zoho"]:
+        counts["created_in_zoho"] = counts.pop("create_in_zoho")
+    return +counts
+
+
+def write_to_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite], *, hash_key: str = "zoho_hash"
+                  ) -> Counter[str]:
+    """Update Zoho records in batches of 100 and remember each write-back's hash on the link."""
+
+    def outcome(w: ZohoWrite, result: RecordResult | None, link: Any) -> OutcomeRow:
+        zoho_id = str(w.zoho_id)
+        if result is None or not result.ok:
+            reason = (result.message if result else None) or "no answer for this record"
+            return None, JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=zoho_id,
+                                      xero_id=w.xero_id, action="writeback", outcome="error",
+                                      field=result.api_name if result else None,
+                                      message=f"Zoho refused the write-back: {reason}",
+                                      hint="Check the Zoho field named (type, length, picklist values) "
+                                           "and the layout's rules")
+        extra = dict((link.extra if link else None) or {})
+        extra[hash_key] = w.content_hash
+        if hash_key == "zoho_hash":
+            extra["zoho_core_hash"] = core_hash(w.record)
+            if "Xero_Sync_Status" in w.record:
+                extra.pop("status_hash", None)  # the reject's status text was overwritten
+        row: dict[str, Any] = {"zoho_id": zoho_id, "extra": extra}
+        status = w.record.get("Xero_Sync_Status")
+        if link is not None and link.xero_id and status in ("synced", "locked-paid", "locked-part-paid"):
+            row["state"] = status
+        return row, JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=zoho_id,
+                                 xero_id=w.xero_id, action="writeback", outcome="ok", after={"zoho": w.record})
+
+    return _in_zoho(plan, entity, writes, create=False, outcome=outcome)
 
 
 def _record_mapping_rejects(plan: RunPlan, entity: str, results: Iterable[ZohoWriteResult]) -> int:
@@ -308,44 +327,24 @@ def settle_born_in_xero(plan: RunPlan, module: str, zoho_ids: list[str]) -> None
 
 def create_in_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite]) -> Counter[str]:
     """Insert records born in Xero into Zoho and link them (Xero's number kept in its own field)."""
-    counts: Counter[str] = Counter()
-    if not writes:
-        return counts
-    if plan.dry_run:
-        counts["would_create_in_zoho"] += len(writes)
-        return counts
-    ledger = runtime.ledger()
-    zoho = runtime.zoho(plan.org)
-    module = writes[0].module
-    for start in range(0, len(writes), ZOHO_BATCH):
-        chunk = writes[start:start + ZOHO_BATCH]
-        results = zoho.insert(module, [w.record for w in chunk], keys=[str(w.xero_id) for w in chunk])
-        by_key = {r.key: r for r in results}
-        rows, entries = [], []
-        for w in chunk:
-            outcome = by_key.get(str(w.xero_id))
-            if outcome is not None and outcome.ok and outcome.id:
-                extra = {"zoho_hash": w.content_hash, "born_in": "xero", "zoho_module": module}
-                id_field = ID_FIELDS.get(module)
-                if id_field and w.record.get(id_field) == w.xero_id:
-                    extra["id_hash"] = content_hash({"id": outcome.id, id_field: w.xero_id})
-                rows.append({"zoho_id": outcome.id, "xero_id": w.xero_id, "state": "synced", "extra": extra})
-                entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=outcome.id,
-                                            xero_id=w.xero_id, action="create-in-zoho", outcome="ok",
-                                            after={"zoho": w.record}))
-                counts["created_in_zoho"] += 1
-            else:
-                reason = (outcome.message if outcome else None) or "no answer for this record"
-                entries.append(JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, xero_id=w.xero_id,
-                                            action="create-in-zoho", outcome="error",
-                                            message=f"Zoho refused the new {module} record: {reason}",
-                                            hint="Check the Zoho module's mandatory fields and layout rules"))
-                counts["writeback_errors"] += 1
-        with ledger.atomic():
-            if rows:
-                ledger.upsert_links(plan.org, entity, rows)
-            ledger.record(entries)
-    return counts
+    module = writes[0].module if writes else ""
+
+    def outcome(w: ZohoWrite, result: RecordResult | None, link: Any) -> OutcomeRow:
+        if result is None or not result.ok or not result.id:
+            reason = (result.message if result else None) or "no answer for this record"
+            return None, JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, xero_id=w.xero_id,
+                                      action="create-in-zoho", outcome="error",
+                                      message=f"Zoho refused the new {module} record: {reason}",
+                                      hint="Check the Zoho module's mandatory fields and layout rules")
+        extra = {"zoho_hash": w.content_hash, "born_in": "xero", "zoho_module": module}
+        id_field = ID_FIELDS.get(module)
+        if id_field and w.record.get(id_field) == w.xero_id:
+            extra["id_hash"] = content_hash({"id": result.id, id_field: w.xero_id})
+        row = {"zoho_id": result.id, "xero_id": w.xero_id, "state": "synced", "extra": extra}
+        return row, JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=result.id,
+                                 xero_id=w.xero_id, action="create-in-zoho", outcome="ok", after={"zoho": w.record})
+
+    return _in_zoho(plan, entity, writes, create=True, outcome=outcome)
 
 
 @task(name="import-contacts", persist_result=True, **TRANSIENT)
@@ -428,5 +427,14 @@ def writeback_page_rejects(plan: RunPlan, module: str, mapped_stage: str) -> dic
     return dict(counts)
 
 
-__all__ = ["create_in_zoho", "online_url", "import_contacts", "import_invoices", "reconcile_page", "record_rejects",
-           "write_to_zoho", "writeback_ids", "writeback_page_rejects"]
+__all__ = [
+    "create_in_zoho",
+    "import_contacts",
+    "import_invoices",
+    "online_url",
+    "reconcile_page",
+    "record_rejects",
+    "write_to_zoho",
+    "writeback_ids",
+    "writeback_page_rejects",
+]

@@ -20,7 +20,6 @@ from prefect.artifacts import (
 )
 
 from mappings import load_org
-
 from tasks import runtime
 from tasks.extract import ExtractResult
 from tasks.plan import RunPlan

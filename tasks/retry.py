@@ -29,7 +29,7 @@ def transient(task: Any, task_run: Any, state: Any) -> bool:
         return exc.retryable
     except (UnknownOutcome, ConnectionError, TimeoutError):
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - anything else is permanent: fail at once, with its own message
         return False
     return False
 

@@ -23,7 +23,7 @@ def run_sync(org: str, options: RunOptions) -> dict[str, Any]:
             summary = {"org": org, "state": state.type.value, "message": state.message}
             try:
                 state.result()
-            except Exception as exc:  # the run's own error, for the summary
+            except Exception as exc:  # noqa: BLE001 - the run's own error, shown in the summary
                 summary["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         runtime.reset()
