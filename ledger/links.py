@@ -139,6 +139,14 @@ class LinksMixin(LedgerBase):
         """Links of ``entity`` by Xero id (all linked ones when ``xero_ids`` is None)."""
         return {row.xero_id: row for row in self._links(org, entity, "xero_id", xero_ids) if row.xero_id}
 
+    def zoho_ids_in_state(self, org: str, entity: str, states: Iterable[str]) -> list[str]:
+        """Zoho ids of ``entity`` whose link is in one of ``states`` (e.g. rejected, deferred), sorted."""
+        stmt = (select(LINKS.c.zoho_id)
+                .where(LINKS.c.org == org, LINKS.c.entity == entity_name(entity), LINKS.c.state.in_(list(states)))
+                .order_by(LINKS.c.zoho_id))
+        with self._read() as session:
+            return list(session.execute(stmt).scalars())
+
     def _links(self, org: str, entity: str, key: str, ids: Iterable[str] | None) -> list[LinkRow]:
         entity = entity_name(entity)
         base = select(*_READ_COLUMNS).where(LINKS.c.org == org, LINKS.c.entity == entity)

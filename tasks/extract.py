@@ -166,8 +166,7 @@ def _modified(record: dict[str, Any]) -> datetime | None:
 # --- Zoho ----------------------------------------------------------------------------------------
 def _retry_ids(plan: RunPlan, entity: str) -> list[str]:
     """Records rejected or deferred earlier: read again each run until they go through."""
-    links = runtime.ledger().links_by_zoho(plan.org, entity)
-    return sorted(z for z, link in links.items() if link.state in ("rejected", "deferred"))
+    return runtime.ledger().zoho_ids_in_state(plan.org, entity, ("rejected", "deferred"))
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
