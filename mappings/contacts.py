@@ -134,7 +134,9 @@ def _map_contacts(
     maps = resolve(builtins, getattr(org.fields, section), section)
     mapped, misses = apply(H, maps)
     name_src = "Account_Name" if module == "Accounts" else "Vendor_Name"
-    numbers = dict(zip(zid.tolist(), as_text(col(H, name_src)).where(lambda s: s.notna(), None).tolist()))
+    numbers = dict(
+        zip(zid.tolist(), as_text(col(H, name_src)).astype(object).where(lambda s: s.notna(), None).tolist())
+    )
     ctx = Ctx(org=org, ref=ref, module=module, doc_type="CONTACT", numbers=numbers)
     rejects: list[Reject] = []
     for miss in misses:

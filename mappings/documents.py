@@ -246,7 +246,7 @@ def map_documents(
     H[DOC] = H["id"]
     zid = H[DOC]
     number = as_text(col(H, kind.number_field))
-    numbers = dict(zip(zid.tolist(), number.where(number.notna(), None).tolist()))
+    numbers = dict(zip(zid.tolist(), number.astype(object).where(number.notna(), None).tolist()))
     ctx = Ctx(org=org, ref=ref, module=kind.zoho_module, doc_type=kind.doc_type, numbers=numbers)
     rejects: list[Reject] = []
     linked = zid.isin(list(links_d))

@@ -55,7 +55,7 @@ def map_products(
     zid = H["id"]
     H["_doc"] = zid
     code = as_text(col(H, "Product_Code"))
-    numbers = dict(zip(zid.tolist(), code.where(code.notna(), None).tolist()))
+    numbers = dict(zip(zid.tolist(), code.astype(object).where(code.notna(), None).tolist()))
     ctx = Ctx(org=org, ref=ref, module="Products", doc_type="ITEM", numbers=numbers)
     rejects: list[Reject] = []
 
