@@ -256,3 +256,10 @@ def test_the_xero_sandbox_passes_intent_to_receive_against_zxsync_webhooks(ledge
     finally:
         xero.stop()
         server.stop()
+
+
+def test_a_broken_org_file_does_not_stop_the_other_orgs_events(client, ledger, orgs) -> None:
+    (orgs / "broken.yaml").write_text("slug: broken\nname: [unterminated\n")
+    body = xero_body(("INVOICE", "UPDATE", "inv-1"))
+    assert post_xero(client, body, xero_signature(body, KEY)).status_code == 200
+    assert ledger.pending_ids("demo") == ["inv-1"]

@@ -20,8 +20,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from ledger import Ledger
-from mappings import load_org, load_registry
+from mappings import load_org, load_org_file
 from mappings.config import ConfigError, OrgConfig
+from zxsync.settings import get_settings
 from zxsync.webhooks.payloads import XeroWebhookPayload, ZohoNotification
 from zxsync.webhooks.signing import verify_trigger, verify_xero
 
@@ -85,7 +86,7 @@ class Directory:
         with self._lock:
             if time.monotonic() - self._loaded < self.ttl:
                 return
-            orgs = {o.slug: o for o in load_registry()}
+            orgs = _readable_orgs()
             tenants: dict[str, str] = {}
             for slug, org in orgs.items():
                 tenant = org.xero.tenant_id
@@ -228,6 +229,19 @@ class Intake:
             self._count("trigger_refused")
             return Outcome(401, reason="bad or expired link")
         return self._enqueue(org, [(record_id, f"trigger:{module}")])
+
+
+def _readable_orgs() -> dict[str, OrgConfig]:
+    """Every org file that loads; a broken one is logged and skipped (it must not stop the others' events)."""
+    orgs: dict[str, OrgConfig] = {}
+    for path in sorted(get_settings().orgs_dir.glob("*.yaml")):
+        try:
+            org = load_org_file(path)
+        except ConfigError as exc:
+            log.warning("webhooks ignore %s until it is fixed: %s", path.name, exc)
+            continue
+        orgs[org.slug] = org
+    return orgs
 
 
 def _safe_name(value: str) -> bool:
