@@ -156,6 +156,21 @@ def test_coalescing_waits_for_the_first_event_to_age(ledger: Ledger) -> None:
     assert [n for _, _, n in dispatcher.tick().started] == [2]
 
 
+def test_runs_of_an_org_can_be_spaced_out_to_spare_its_xero_calls(ledger: Ledger) -> None:
+    clock = {"now": datetime.now(UTC) + timedelta(seconds=1)}
+    runs = FakeRuns(looks=1)
+    dispatcher = Dispatcher(lambda: ledger, runs, coalesce_seconds=0, min_run_interval=60,
+                            now=lambda: clock["now"])
+    ledger.enqueue_events("demo", [("a", "zoho:Invoices")])
+    assert len(dispatcher.tick().started) == 1
+    ledger.enqueue_events("demo", [("b", "zoho:Invoices")])
+    clock["now"] += timedelta(seconds=30)
+    assert dispatcher.tick().completed == ["run-1"]  # done, but the next run waits its turn
+    assert ledger.pending_ids("demo") == ["b"]
+    clock["now"] += timedelta(seconds=31)
+    assert [n for _, _, n in dispatcher.tick().started] == [1]
+
+
 def test_a_restart_between_claim_and_run_creates_the_run_once_and_a_restart_later_keeps_it(
         ledger: Ledger) -> None:
     runs = FakeRuns(looks=1_000)

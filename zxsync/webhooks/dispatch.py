@@ -7,7 +7,7 @@ Each pass (every ``poll_seconds``):
    batch whose run was never created (the process died in between) gets it now, under the same
    idempotency key, so Prefect never creates it twice.
 2. An org with pending ids and no batch in flight, whose oldest pending id has waited
-   ``coalesce_seconds``, gets one batch: its ids (Xero ids translated to the linked Zoho ids)
+   ``coalesce_seconds`` (and whose last event run started ``min_run_interval`` ago), gets one batch: its ids (Xero ids translated to the linked Zoho ids)
    and one run of ``sync-organisation/<org>`` with a record-ids window, ``trigger="event"``.
 
 So a flood of events never starts more than one run per org at a time, never piles up scheduled
@@ -120,15 +120,18 @@ class Dispatcher:
     """Turns the ledger's pending ids into runs (see the module docstring)."""
 
     def __init__(self, ledger: Callable[[], Ledger], launcher: Launcher, *, coalesce_seconds: float = 3.0,
-                 max_ids_per_run: int = 1000, max_attempts: int = 3,
+                 max_ids_per_run: int = 1000, max_attempts: int = 3, min_run_interval: float = 0.0,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.ledger = ledger
         self.launcher = launcher
         self.coalesce_seconds = coalesce_seconds
         self.max_ids_per_run = max_ids_per_run
         self.max_attempts = max_attempts
+        self.min_run_interval = min_run_interval
         self.now = now
         self.runs_started = 0
+        #: When each org's last event run was started (in memory: a restart forgets, harmlessly).
+        self.last_start: dict[str, datetime] = {}
 
     def tick(self) -> Pass:
         """One pass: settle the batches in flight, then start runs for orgs that are due."""
@@ -164,6 +167,9 @@ class Dispatcher:
                 continue  # one run at a time: these ids go with the next run
             if (now - pending.first_received).total_seconds() < self.coalesce_seconds:
                 continue
+            last = self.last_start.get(pending.org)
+            if last is not None and (now - last).total_seconds() < self.min_run_interval:
+                continue  # spacing runs out spares the org's Xero calls (5,000 a day)
             batch = uuid.uuid4().hex
             items = ledger.claim_events(pending.org, batch, limit=self.max_ids_per_run)
             self._launch(ledger, pending.org, batch, items, done)
@@ -189,6 +195,7 @@ class Dispatcher:
             return
         ledger.set_batch_run(org, batch, run_id)
         self.runs_started += 1
+        self.last_start[org] = self.now()
         done.started.append((org, run_id, len(record_ids)))
         done.busy.add(org)
         log.info("%s: run %s started for %d record(s) (%s)", org, run_id, len(record_ids),

@@ -57,7 +57,8 @@ class WebhookServer:
         self.dispatcher = Dispatcher(self.ledger, self.launcher or PrefectLauncher(),
                                      coalesce_seconds=self.settings.coalesce_seconds,
                                      max_ids_per_run=self.settings.max_ids_per_run,
-                                     max_attempts=self.settings.max_attempts)
+                                     max_attempts=self.settings.max_attempts,
+                                     min_run_interval=self.settings.min_run_interval_seconds)
         self.keeper = ChannelKeeper(self.ledger, self.zoho, self.settings)
         self.app = create_app(self.intake)
         self.stop_event = threading.Event()

@@ -21,6 +21,9 @@ class WebhookSettings(BaseSettings):
     coalesce_seconds: float = Field(
         default=3.0, ge=0, description="an org's first pending event waits this long for others to join it")
     poll_seconds: float = Field(default=1.0, gt=0, description="how often runs are started and checked")
+    min_run_interval_seconds: float = Field(
+        default=0.0, ge=0, description="least time between two event runs of an org (each run costs "
+        "about ten Xero calls of the tenant's 5,000 a day; raise it for orgs with constant changes)")
     max_ids_per_run: int = Field(default=1000, ge=1, description="record ids handed to one run at most")
     max_attempts: int = Field(
         default=3, ge=1, description="runs an id may fail in before it is left to the scheduled runs")
