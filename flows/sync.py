@@ -45,6 +45,10 @@ from tasks.runtime import org_lock
 from tasks.validate import validate_page
 
 
+#: Modules whose records are documents (Xero writes them back; Zoho deletions may void them).
+DOCUMENT_MODULES = ("invoices", "purchase_orders", "sales_orders", "quotes")
+
+
 def run_name() -> str:
     """``acme · schedule · both · since-last``: who, why and what, readable in the runs list."""
     params = flow_run.parameters
@@ -89,9 +93,6 @@ def sync_organisation(org: str, options: RunOptions | None = None) -> dict[str, 
         import_from_xero(plan, pulled, totals)
         progress.finish()
         return finish_run(plan, totals, extracts)
-
-
-DOCUMENT_MODULES = ("invoices", "purchase_orders", "sales_orders", "quotes")
 
 
 def push_module(plan: RunPlan, module: str, extracted: ExtractResult, totals: dict[str, dict[str, int]],
