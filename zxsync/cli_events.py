@@ -139,7 +139,10 @@ def channels(
     keeper = ChannelKeeper(runtime.ledger, runtime.zoho, _settings())
     failed = False
     try:
-        for status in keeper.ensure_all(force=renew):
+        statuses = keeper.ensure_all(force=renew)
+        if not statuses:
+            typer.echo("no org turns on webhooks.zoho_notifications")
+        for status in statuses:
             until = f" until {status.expires_at:%Y-%m-%d %H:%M %Z}" if status.expires_at else ""
             typer.echo(f"{status.org:<20} {status.action:<8} {status.channel_id or '':<14}{until} {status.detail}")
             failed = failed or status.action == "failed"
