@@ -263,3 +263,36 @@ def test_a_broken_org_file_does_not_stop_the_other_orgs_events(client, ledger, o
     body = xero_body(("INVOICE", "UPDATE", "inv-1"))
     assert post_xero(client, body, xero_signature(body, KEY)).status_code == 200
     assert ledger.pending_ids("demo") == ["inv-1"]
+
+
+def test_cli_stores_keys_and_signs_a_link_the_receiver_accepts(orgs, monkeypatch) -> None:
+    from urllib.parse import urlsplit
+
+    from typer.testing import CliRunner
+
+    from zxsync.cli import app
+    from zxsync.webhooks.settings import get_webhook_settings
+
+    monkeypatch.setenv("ZX_WEBHOOKS_PUBLIC_URL", "https://sync.example.com")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    get_webhook_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        made = runner.invoke(app, ["webhooks", "trigger-key", "demo"])
+        assert made.exit_code == 0, made.output
+        stored = runner.invoke(app, ["webhooks", "xero-key", "harbour-app"], env={"ZX_XERO_WEBHOOK_KEY": KEY})
+        assert stored.exit_code == 0 and KEY not in stored.output
+        assert "https://sync.example.com/webhooks/xero/harbour-app" in stored.output
+        signed = runner.invoke(app, ["webhooks", "sign", "demo", "Invoices", "810000001000042", "--ttl", "300"])
+        assert signed.exit_code == 0, signed.output
+        link = urlsplit(signed.output.strip())
+        assert link.netloc == "sync.example.com" and link.path == "/webhooks/trigger/demo"
+        with Ledger.open() as ledger, TestClient(create_app(Intake(lambda: ledger))) as client:
+            assert client.get(f"{link.path}?{link.query}").status_code == 200
+            assert ledger.pending_ids("demo") == ["810000001000042"]
+            body = xero_body(("CONTACT", "UPDATE", "c-1"))
+            assert post_xero(client, body, xero_signature(body, KEY)).status_code == 200
+        serve = runner.invoke(app, ["webhooks"])
+        assert serve.exit_code != 0 and "PREFECT_API_URL" in serve.output
+    finally:
+        get_webhook_settings.cache_clear()
