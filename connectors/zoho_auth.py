@@ -14,6 +14,7 @@ multi-dc.html and token-validity.html).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,8 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "ZohoCRM.coql.READ",
     "ZohoCRM.org.READ",
     "ZohoCRM.users.READ",
+    # Notification channels (zxsync webhooks: changes reach Xero within a minute).
+    "ZohoCRM.notifications.ALL",
 )
 
 #: Token errors after which only a new consent helps (HTTP 200 with an ``error`` key).
@@ -234,8 +237,8 @@ def parse_token_response(status: int, body: Any) -> TokenGrant:
     with "too many requests" when the mint limit is hit): check for ``access_token``, not the status.
     """
     if not isinstance(body, Mapping):
-        raise TokenRefreshError(SYSTEM, f"unreadable token response (HTTP {status})", permanent=False,
-                                status=status)
+        raise TokenRefreshError(SYSTEM, "unreadable token response", permanent=False, status=status,
+                                code=UNAVAILABLE)
     if body.get("access_token"):
         scope = body.get("scope") or ""
         return TokenGrant(
@@ -261,22 +264,28 @@ def parse_token_response(status: int, body: Any) -> TokenGrant:
                             status=status, code=error, body=dict(body))
 
 
+#: ``TokenRefreshError.code`` of a token endpoint that did not answer usefully (unreachable, 5xx,
+#: an unreadable body): worth another attempt, unlike a refusal.
+UNAVAILABLE = "token_endpoint_unavailable"
+
+
 def _post_token(session: requests.Session, accounts_url: str, form: Mapping[str, str],
                 timeout: float) -> TokenGrant:
-    # One attempt only: every retry would be another mint against Zoho's limit.
+    # One attempt per call: the caller decides whether another mint is affordable.
     url = f"{_normalise_url(accounts_url)}/oauth/v2/token"
     try:
         response = session.post(url, data=dict(form), timeout=timeout)
-    except (requests.ConnectionError, requests.Timeout) as exc:
+        _ = response.content  # a broken read is part of the call
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
         raise TokenRefreshError(SYSTEM, f"token endpoint unreachable ({type(exc).__name__})",
-                                permanent=False) from exc
+                                permanent=False, code=UNAVAILABLE) from exc
     try:
         body = response.json()
     except ValueError:
         body = None
     if response.status_code >= 500:
-        raise TokenRefreshError(SYSTEM, f"token endpoint failed (HTTP {response.status_code})",
-                                permanent=False, status=response.status_code)
+        raise TokenRefreshError(SYSTEM, f"token endpoint failed ({response.reason or 'server error'})",
+                                permanent=False, status=response.status_code, code=UNAVAILABLE)
     return parse_token_response(response.status_code, body)
 
 
@@ -326,15 +335,31 @@ class ZohoRefresher:
 
     def __init__(self, store: CredentialStore, *, token_url_base: Callable[[Connection], str],
                  session: requests.Session, timeout: float = 60.0, budget: int = MINT_BUDGET,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), attempts: int = 3,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
         self._token_url_base = token_url_base
         self.session = session
         self.timeout = timeout
         self.budget = budget
         self._now = now
+        #: Tries when the endpoint is unavailable (5xx, unreachable, unreadable), each one counted
+        #: against the mint budget: a gateway hiccup must not fail a run, nor trip Zoho's block.
+        self.attempts = attempts
+        self._sleep = sleep
 
     def __call__(self, conn: Connection) -> Connection:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self._mint(conn)
+            except TokenRefreshError as exc:
+                if exc.code != UNAVAILABLE or attempt == self.attempts:
+                    raise
+                self._sleep(0.5 * attempt)
+                conn = self.store.load(conn.org, "zoho")  # with the attempt just recorded
+        raise AssertionError("unreachable")
+
+    def _mint(self, conn: Connection) -> Connection:
         if conn.refresh_token is None or conn.client_secret is None:
             raise TokenRefreshError(SYSTEM, f"the Zoho connection of {conn.org} has no refresh token or client "
                                     "secret: connect it with `zxsync connect zoho`", permanent=True)
