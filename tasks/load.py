@@ -52,11 +52,14 @@ def _merge_extra(link: Any, update: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- settling intents ----------------------------------------------------------------------------
-def settle_pending(plan: RunPlan, entity: str | None = None) -> Counter[str]:
+def settle_pending(plan: RunPlan, entity: str | None = None,
+                   found_out: dict[str, dict[str, Any]] | None = None) -> Counter[str]:
     """Settle pending write-ahead intents (of one ledger entity, or all) by natural-key lookups.
 
     Elements found in Xero are linked (they were written: never send them again); the rest are
-    abandoned (not written: the batch will be sent again under a fresh Idempotency-Key).
+    abandoned (not written: the batch will be sent again under a fresh Idempotency-Key). Only a
+    create is proven by finding the element: an updated element was there before the update (it is
+    sent again — the same content twice changes nothing), a status change shows in the status.
     """
     ledger = runtime.ledger()
     counts: Counter[str] = Counter()
@@ -72,7 +75,7 @@ def settle_pending(plan: RunPlan, entity: str | None = None) -> Counter[str]:
             for intent in intents:
                 for key in intent.natural_keys:
                     hit = found.get(key["zoho_id"])
-                    if hit is None:
+                    if hit is None or not _proves_written(key, hit):
                         continue
                     spec = _spec_for_entity(ent)
                     link = existing.get(key["zoho_id"])
@@ -85,14 +88,25 @@ def settle_pending(plan: RunPlan, entity: str | None = None) -> Counter[str]:
                                                 xero_id=xero_id, action="lookup-heal", outcome="ok",
                                                 message="found in Xero after an interrupted write; linked, not re-created"))
                     counts["healed"] += 1
-                state = "settled" if all(k["zoho_id"] in found for k in intent.natural_keys) else "abandoned"
-                ledger.settle_intent(intent.id, state=state, result={"found": sum(k["zoho_id"] in found
-                                                                                  for k in intent.natural_keys)})
+                    if found_out is not None:
+                        found_out[key["zoho_id"]] = hit
+                written = [k for k in intent.natural_keys
+                           if k["zoho_id"] in found and _proves_written(k, found[k["zoho_id"]])]
+                state = "settled" if len(written) == len(intent.natural_keys) else "abandoned"
+                ledger.settle_intent(intent.id, state=state, result={"found": len(written)})
                 counts[state] += 1
             if rows:
                 ledger.upsert_links(plan.org, ent, rows)
                 ledger.record(entries)
     return counts
+
+
+def _proves_written(key: dict[str, Any], element: dict[str, Any]) -> bool:
+    """Whether the element found in Xero shows that the interrupted write of ``key`` happened."""
+    action = key.get("action", "create")
+    if action in STATUS_FOR:
+        return element.get("Status") == STATUS_FOR[action]
+    return action == "create"
 
 
 #: Ledger entity -> the module its counts are reported under.
@@ -182,7 +196,7 @@ def _by_modified(plan: RunPlan, collection: str, keys: list[dict[str, Any]], sin
 def natural_keys(doc: Document) -> dict[str, Any]:
     """What identifies the element in Xero after a crash (plus the hash the link will carry)."""
     keys: dict[str, Any] = {"zoho_id": doc.zoho_id, "content_hash": doc.content_hash, "zoho_module": doc.module,
-                            **doc.natural_key}
+                            "action": doc.action, **doc.natural_key}
     contact = doc.payload.get("Contact") if isinstance(doc.payload.get("Contact"), dict) else None
     if contact and contact.get("ContactID"):
         keys.setdefault("ContactID", contact["ContactID"])
@@ -198,8 +212,9 @@ def load_batch(plan: RunPlan, batch: BatchRef) -> dict[str, int]:
     spec = plan.spec(batch.module)
     id_field = ID_FIELD[spec.xero]
     # A retried attempt first settles what an interrupted one may have written.
+    healed: dict[str, dict[str, Any]] = {}
     if ledger.pending_intents(plan.org, spec.entity):
-        settle_pending(plan, spec.entity)
+        settle_pending(plan, spec.entity, found_out=healed)
     docs = [document_from_json(d) for d in ledger.stage_get(plan.org, plan.run_id, batch.stage)]
     links = ledger.links_by_zoho(plan.org, spec.entity, [d.zoho_id for d in docs])
     counts: Counter[str] = Counter()
@@ -214,6 +229,8 @@ def load_batch(plan: RunPlan, batch: BatchRef) -> dict[str, int]:
             # Settled by lookup meanwhile: update the element we now know instead of creating it again.
             doc = replace(doc, action="update", xero_id=link.xero_id, payload={**doc.payload, id_field: link.xero_id})
         todo.append(doc)
+    # What an interrupted attempt wrote (found by lookup) goes back to Zoho like a fresh answer.
+    _stage_answers(plan, batch, [healed[d.zoho_id] for d in docs if d.zoho_id in healed])
     if not todo:
         return dict(counts)
     method = "PUT" if all(d.action == "create" for d in todo) else "POST"
@@ -259,9 +276,7 @@ def load_batch(plan: RunPlan, batch: BatchRef) -> dict[str, int]:
     counts["rejected"] += record_rejects(plan, spec.entity, rejects)
     returned = [by_key[d.zoho_id].element for d in todo if d.zoho_id in by_key and by_key[d.zoho_id].ok
                 and by_key[d.zoho_id].element]
-    if returned and spec.xero in ("Invoices", "PurchaseOrders"):
-        # What Xero answered is what goes back to Zoho (no second read of the same documents).
-        ledger.stage_put(plan.org, plan.run_id, pushed_stage(batch), returned)
+    _stage_answers(plan, batch, returned)
     log.info("%s %s batch %s: %s", spec.xero, batch.action, batch.stage.rsplit(":", 1)[-1],
              ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if unknown:
@@ -269,6 +284,21 @@ def load_batch(plan: RunPlan, batch: BatchRef) -> dict[str, int]:
         raise UnknownOutcome(f"{len(unknown)} element(s) of {batch.stage}: outcome unknown; "
                               "the retry settles them by lookup")
     return dict(counts)
+
+
+def _stage_answers(plan: RunPlan, batch: BatchRef, elements: list[dict[str, Any]]) -> None:
+    """What Xero answered is what goes back to Zoho (no second read of the same documents); kept
+    across a batch's attempts, so a retry's answer doesn't hide what an earlier attempt wrote."""
+    spec = plan.spec(batch.module)
+    if not elements or spec.xero not in ("Invoices", "PurchaseOrders"):
+        return
+    ledger = runtime.ledger()
+    try:
+        earlier = ledger.stage_get(plan.org, plan.run_id, pushed_stage(batch))
+    except KeyError:
+        earlier = []
+    merged = {e.get(ID_FIELD[spec.xero]): e for e in [*earlier, *elements]}
+    ledger.stage_put(plan.org, plan.run_id, pushed_stage(batch), list(merged.values()))
 
 
 def pushed_stage(batch: BatchRef) -> str:
