@@ -203,7 +203,7 @@ def writeback(plan: RunPlan, docs: list[dict[str, Any]], *, purchase_orders: boo
             mine, org=config, ref=ref, links=zoho_links, module=module,
             zoho_status=_zoho_status(config, module, mine, links, id_field),
             online_urls={d[id_field]: online_url(d[id_field], kind) for d in mine})
-        counts["rejected"] += _record_mapping_rejects(plan, entity, [result])
+        counts["writeback_errors"] += _record_mapping_rejects(plan, entity, [result])
         writes = _changed_writes(result.writes, {link.zoho_id: link for link in links.values()})
         # Keep the lock state current even when the write-back itself is unchanged (first: the
         # write below re-reads the links and adds its hash).
@@ -299,7 +299,7 @@ def _create_invoices_in_zoho(plan: RunPlan, config: Any, ref: Any, fresh: list[d
                   if link.xero_number}
     result = xero_invoices_to_zoho(fresh, org=config, ref=ref, linked=[], contact_links=contact_links,
                                    item_links=item_links)
-    counts["rejected"] += _record_mapping_rejects(plan, "invoice", [result])
+    counts["writeback_errors"] += _record_mapping_rejects(plan, "invoice", [result])
     created = create_in_zoho(plan, "invoice", result.writes)
     counts.update(created)
     if created["created_in_zoho"]:
@@ -330,6 +330,13 @@ def create_in_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite]) -> Count
     module = writes[0].module if writes else ""
 
     def outcome(w: ZohoWrite, result: RecordResult | None, link: Any) -> OutcomeRow:
+        adopted = (result is not None and not result.ok and result.code == "DUPLICATE_DATA" and result.existing_id
+                   and result.api_name and w.record.get(result.api_name) == w.xero_id)
+        if adopted:
+            # Zoho already holds this Xero record under its unique Xero id: an earlier attempt was
+            # committed but its answer was lost. Link that record; never create a second one.
+            assert result is not None
+            result = result.model_copy(update={"ok": True, "id": result.existing_id})
         if result is None or not result.ok or not result.id:
             reason = (result.message if result else None) or "no answer for this record"
             return None, JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, xero_id=w.xero_id,
@@ -342,7 +349,9 @@ def create_in_zoho(plan: RunPlan, entity: str, writes: list[ZohoWrite]) -> Count
             extra["id_hash"] = content_hash({"id": result.id, id_field: w.xero_id})
         row = {"zoho_id": result.id, "xero_id": w.xero_id, "state": "synced", "extra": extra}
         return row, JournalEntry(org=plan.org, run_id=plan.run_id, entity=entity, zoho_id=result.id,
-                                 xero_id=w.xero_id, action="create-in-zoho", outcome="ok", after={"zoho": w.record})
+                                 xero_id=w.xero_id, action="create-in-zoho", outcome="ok", after={"zoho": w.record},
+                                 message="already in Zoho (an earlier attempt's answer was lost): linked, not "
+                                         "created again" if adopted else None)
 
     return _in_zoho(plan, entity, writes, create=True, outcome=outcome)
 
@@ -358,7 +367,7 @@ def import_contacts(plan: RunPlan, page: str) -> dict[str, int]:
     ref = reference(plan)
     counts: Counter[str] = Counter()
     results = xero_contacts_to_zoho(contacts, org=config, ref=ref, linked=linked)
-    counts["rejected"] += _record_mapping_rejects(plan, "contact", results)
+    counts["writeback_errors"] += _record_mapping_rejects(plan, "contact", results)
     account_links: dict[str, str] = {}
     for result in results:
         counts.update(create_in_zoho(plan, "contact", result.writes))
@@ -367,7 +376,7 @@ def import_contacts(plan: RunPlan, page: str) -> dict[str, int]:
             account_links.update({x: link.zoho_id for x, link in made.items()})
     if account_links:
         people = xero_contact_people_to_zoho(contacts, org=config, ref=ref, account_links=account_links)
-        counts["rejected"] += _record_mapping_rejects(plan, "contact", [people])
+        counts["writeback_errors"] += _record_mapping_rejects(plan, "contact", [people])
         if people.writes and not plan.dry_run:
             runtime.zoho(plan.org).insert("Contacts", [w.record for w in people.writes],
                                           keys=[str(w.xero_id) for w in people.writes])
