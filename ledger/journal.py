@@ -39,10 +39,13 @@ class JournalMixin(LedgerBase):
         since: datetime | None = None,
         run_id: str | None = None,
         *,
+        outcomes: Iterable[str] | None = None,
         limit: int | None = None,
     ) -> list[JournalRow]:
-        """Journal entries of ``org``, oldest first, filtered by record, entity, time and run."""
+        """Journal entries of ``org``, oldest first, filtered by record, entity, time, run and outcome."""
         stmt = select(JOURNAL).where(JOURNAL.c.org == org)
+        if outcomes is not None:
+            stmt = stmt.where(JOURNAL.c.outcome.in_(list(outcomes)))
         if zoho_id is not None:
             stmt = stmt.where(JOURNAL.c.zoho_id == zoho_id)
         if entity is not None:
