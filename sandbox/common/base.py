@@ -20,7 +20,7 @@ from starlette.routing import Match
 
 from sandbox.common.calls import CallRecorder
 from sandbox.common.clock import VirtualClock
-from sandbox.common.faults import Fault, FaultPlan
+from sandbox.common.faults import GARBLED_AFTER_COMMIT, Fault, FaultPlan
 from sandbox.common.store import DocStore
 
 Scope = MutableMapping[str, Any]
@@ -197,6 +197,19 @@ class _SandboxLayer:
             elif kind == "drop_before_commit":
                 status_box["status"] = 0
                 await _drop(send)
+            elif kind == "html_502":
+                await GATEWAY_PAGE(scope, receive, commit_then_send)
+            elif kind in GARBLED_AFTER_COMMIT:
+                kept: list[Message] = []
+
+                async def keep(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        status_box["status"] = message["status"]
+                    kept.append(message)
+
+                await sandbox.app(scope, receive, keep)
+                await asyncio.to_thread(sandbox.store.flush)
+                await _garbled(send, kind, kept)
             elif kind == "slow_after_commit":
                 assert fault is not None
                 held: list[Message] = []
@@ -231,7 +244,7 @@ class _SandboxLayer:
             ro_post = method == "POST" and route in sandbox.read_only_posts
             status = status_box["status"]
             # A write that never reached the commit point is not a write.
-            committed = kind != "drop_before_commit" and kind not in ("429", "500", "503") and status != 429
+            committed = kind not in ("drop_before_commit", "html_502", "429", "500", "503") and status != 429
             if kind == "drop_after_commit":
                 committed = state.get("committed_status", 0) != 429
             # An idempotent replay (``state['sandbox_replay']``) answers from cache: no new write.
@@ -243,6 +256,30 @@ class _SandboxLayer:
                 time=sandbox.clock.now().isoformat(), idempotency_key=headers.get("idempotency-key"),
                 keys=state.get("journal_keys"), started=started, finished=time.time(), fault=kind,
             )
+
+
+#: What a load balancer answers when the service behind it is down (the request never reached it).
+GATEWAY_PAGE = Response(
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+    "</center>\r\n</body>\r\n</html>\r\n", status_code=502, media_type="text/html")
+
+
+async def _garbled(send: Send, kind: str, held: list[Message]) -> None:
+    """Send the processed answer in a form the client cannot read (``truncated``, ``wrong_type``,
+    ``empty_200``); the status line stays the real one (200 for ``empty_200``)."""
+    start = next(m for m in held if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+    status = start["status"]
+    if kind == "truncated":
+        body, content_type = body[: max(1, len(body) // 2)], b"application/json; charset=utf-8"
+    elif kind == "wrong_type":
+        content_type = b"text/html; charset=utf-8"
+    else:
+        body, content_type, status = b"", b"application/json; charset=utf-8", 200
+    headers += [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _drop(send: Send) -> None:

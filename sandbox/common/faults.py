@@ -5,6 +5,11 @@ in ``*``); it fires for ``count`` matching calls or with a ``probability``, afte
 first ``after`` matches. Kinds: 429, 500, 503, slow (delay, then process), drop_before_commit,
 drop_after_commit, and slow_after_commit (commit, then hold the answer back: the window in which
 a client process can die after the server committed and before it heard so).
+
+Hostile answers, as proxies and overloaded gateways produce them: html_502 (a gateway's HTML
+error page; the request never reached the API), and, after the request was processed and
+committed, truncated (the JSON cut in half, status and length consistent), wrong_type (the
+real body labelled ``text/html``) and empty_200 (status 200, no body).
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-FaultKind = Literal["429", "500", "503", "slow", "drop_before_commit", "drop_after_commit", "slow_after_commit"]
+FaultKind = Literal["429", "500", "503", "slow", "drop_before_commit", "drop_after_commit", "slow_after_commit",
+                    "html_502", "truncated", "wrong_type", "empty_200"]
+#: Kinds that answer after the request was processed and committed, with a body the client cannot read.
+GARBLED_AFTER_COMMIT = frozenset({"truncated", "wrong_type", "empty_200"})
 
 
 class Fault(BaseModel):
