@@ -111,6 +111,11 @@ def clear_faults(url: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in injected.items()}
 
 
+def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """Faults injected between two readings of :func:`injected`."""
+    return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
+
+
 def injected(url: str) -> dict[str, int]:
     return {str(k): int(v) for k, v in requests.get(f"{url}/_sandbox/faults", timeout=30).json()
             .get("injected", {}).items()}
@@ -238,7 +243,7 @@ def check_accounting(summary: dict[str, Any], *, org: str | None = None) -> list
             problems.append(f"a reject without its record, rule or reason: {j}")
     rejected = sum(int(r.get("rejected", 0)) + int(r.get("deferred", 0)) for r in summary.values()
                    if isinstance(r, dict))
-    distinct = {(j.entity, j.zoho_id or j.xero_id) for j in named if j.action == "reject"}
+    distinct = {(j.entity, j.zoho_id or j.xero_id) for j in named}
     if rejected and len(distinct) < rejected:
         problems.append(f"{rejected} reject(s) counted but only {len(distinct)} named in the journal")
     return problems

@@ -162,6 +162,8 @@ class Expected:
     skipped: set[str] = field(default_factory=set)
     #: Records whose outcome the caller fixed (hostile input): "synced", "rejected" or "either".
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    #: Records created in Xero by hand (Xero id -> Zoho module): each must appear once in Zoho.
+    xero_born: dict[str, str] = field(default_factory=dict)
 
     def rejected_ids(self) -> set[str]:
         return set(self.rejects)
@@ -445,13 +447,34 @@ def _compare_contacts(expected: Expected, actual: Actual, manifest: Manifest,
         zoho = actual.zoho_accounts.get(zoho_id) or {}
         found.differs("zoho", "Accounts", zoho_id, "Xero_Contact_ID", contact["ContactID"], zoho.get("Xero_Contact_ID"))
     for number_, hits in by_number.items():
-        if number_ not in expected.contacts:
-            found.append(Finding("duplicate", "xero", "Contact", number_, actual="no Zoho account has this id"))
-    for zoho_id in actual.zoho_accounts:
-        if zoho_id not in manifest.accounts:
-            found.append(Finding("duplicate", "zoho", "Accounts", zoho_id,
-                                 actual=f"not seeded: {actual.zoho_accounts[zoho_id].get('Account_Name')}"))
+        if number_ in expected.contacts:
+            continue
+        copy = actual.zoho_accounts.get(number_) or {}
+        if len(hits) == 1 and hits[0]["ContactID"] in expected.xero_born and \
+                copy.get("Xero_Contact_ID") == hits[0]["ContactID"]:
+            continue  # born in Xero, copied into Zoho, now numbered by its Zoho copy
+        found.append(Finding("duplicate", "xero", "Contact", number_, actual="no Zoho account has this id"))
+    _born_in_xero(expected, "Accounts", actual.zoho_accounts, manifest.accounts, "Xero_Contact_ID",
+                  "Account_Name", found)
     return mine
+
+
+def _born_in_xero(expected: Expected, module: str, records: dict[str, dict[str, Any]], seeded: dict[str, Any],
+                  id_field: str, label: str, found: _Findings) -> None:
+    """Zoho records nobody seeded must be copies of records born in Xero, one each."""
+    wanted = {x for x, m in expected.xero_born.items() if m == module}
+    copies: Counter[str] = Counter()
+    for zoho_id, record in records.items():
+        if zoho_id in seeded:
+            continue
+        xero_id = record.get(id_field)
+        if xero_id in wanted and not copies[xero_id]:
+            copies[xero_id] += 1
+            continue
+        found.append(Finding("duplicate", "zoho", module, zoho_id, actual=f"not seeded: {record.get(label)}"
+                             + (f" (another copy of Xero {xero_id})" if xero_id in wanted else "")))
+    for xero_id in sorted(wanted - set(copies)):
+        found.append(Finding("missing", "zoho", module, xero_id, actual="created in Xero, never reached Zoho"))
 
 
 def _compare_items(expected: Expected, actual: Actual, manifest: Manifest, found: _Findings) -> None:
@@ -548,12 +571,12 @@ def _compare_invoices(expected: Expected, actual: Actual, manifest: Manifest,
     for number_, hits in by_number.items():
         if number_ not in claimed:
             for invoice in hits:
+                if invoice["InvoiceID"] in expected.xero_born:
+                    continue
                 found.append(Finding("duplicate", "xero", "Invoice", invoice["InvoiceID"],
                                      actual=f"{number_}: no Zoho invoice has this number"))
-    for zoho_id in actual.zoho_invoices:
-        if zoho_id not in manifest.invoices:
-            found.append(Finding("duplicate", "zoho", "Invoices", zoho_id,
-                                 actual=f"not seeded: {actual.zoho_invoices[zoho_id].get('Invoice_Number')}"))
+    _born_in_xero(expected, "Invoices", actual.zoho_invoices, manifest.invoices, "Xero_Invoice_ID",
+                  "Invoice_Number", found)
 
 
 def _compare_invoice(want: ExpectedInvoice, invoice: dict[str, Any], contacts: dict[str, dict[str, Any]],
