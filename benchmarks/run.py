@@ -30,14 +30,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 FULL: dict[str, Any] = {
     "sizes": [1000, 10000, 50000], "change_sizes": [1000, 10000],
-    "load": {"n": 20000, "per_window": 60, "window": 20.0, "concurrent": 5},
-    "fleet": {"counts": [1, 2, 4], "n": 2000, "per_window": 60, "window": 20.0},
+    "load": {"n": 20000, "per_window": 60, "window": 30.0, "concurrent": 5},
+    "fleet": {"counts": [1, 2, 4], "n": 3000, "per_window": 30, "window": 15.0},
     "naive": 1000,
 }
 QUICK: dict[str, Any] = {
     "sizes": [1000, 3000], "change_sizes": [1000],
-    "load": {"n": 4000, "per_window": 60, "window": 10.0, "concurrent": 5},
-    "fleet": {"counts": [1, 2], "n": 600, "per_window": 30, "window": 10.0},
+    "load": {"n": 5000, "per_window": 60, "window": 20.0, "concurrent": 5},
+    "fleet": {"counts": [1, 2], "n": 1000, "per_window": 20, "window": 10.0},
     "naive": 1000,
 }
 

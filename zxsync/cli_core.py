@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,10 +26,10 @@ def sandbox(
 def sync(
     org: Annotated[str, typer.Argument(help="org slug (orgs/<slug>.yaml)")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
-    modules: Annotated[Optional[list[str]], typer.Option("--module", help="limit to these modules")] = None,
+    modules: Annotated[list[str] | None, typer.Option("--module", help="limit to these modules")] = None,
     direction: Annotated[str, typer.Option(help="to-xero, to-zoho or both")] = "both",
-    days: Annotated[Optional[int], typer.Option(help="window: records modified in the last N days")] = None,
-    ids: Annotated[Optional[list[str]], typer.Option("--id", help="window: only these record ids")] = None,
+    days: Annotated[int | None, typer.Option(help="window: records modified in the last N days")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="window: only these record ids")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="map and validate, write nothing")] = False,
 ) -> None:
     """Run one sync of ORG now and print a summary (exit 1 when the run did not complete)."""

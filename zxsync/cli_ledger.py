@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,7 +10,7 @@ from zxsync.cli_app import ledger_app
 
 
 @ledger_app.command("purge")
-def purge(days: Annotated[Optional[int], typer.Option(help="retention in days (default ZX_RETENTION_DAYS)")] = None
+def purge(days: Annotated[int | None, typer.Option(help="retention in days (default ZX_RETENTION_DAYS)")] = None
           ) -> None:
     """Remove journal entries older than the retention (links, watermarks and connections stay)."""
     from zxsync.restore import purge as run_purge
@@ -24,7 +24,7 @@ def purge(days: Annotated[Optional[int], typer.Option(help="retention in days (d
 def restore(
     org: Annotated[str, typer.Argument(help="org slug")],
     record: Annotated[str, typer.Argument(help="Zoho id, Xero id or document number")],
-    to: Annotated[Optional[str], typer.Option("--to", help="ISO time: restore the payload pushed by then "
+    to: Annotated[str | None, typer.Option("--to", help="ISO time: restore the payload pushed by then "
                                                            "(default: the one before the last push)")] = None,
 ) -> None:
     """Push a record's earlier snapshot back to Xero (sync-back after a bad edit or mapping)."""
