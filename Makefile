@@ -20,8 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/zxsync demo
 
+# Tests mostly wait on sandboxes and servers: two workers halve the wall time on 2 cores. A test
+# file stays on one worker (--dist loadfile) so its module fixtures start once.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

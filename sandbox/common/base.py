@@ -199,19 +199,8 @@ class _SandboxLayer:
                 await _drop(send)
             elif kind == "html_502":
                 await GATEWAY_PAGE(scope, receive, commit_then_send)
-            elif kind in GARBLED_AFTER_COMMIT:
-                kept: list[Message] = []
-
-                async def keep(message: Message) -> None:
-                    if message["type"] == "http.response.start":
-                        status_box["status"] = message["status"]
-                    kept.append(message)
-
-                await sandbox.app(scope, receive, keep)
-                await asyncio.to_thread(sandbox.store.flush)
-                await _garbled(send, kind, kept)
-            elif kind == "slow_after_commit":
-                assert fault is not None
+            elif kind in GARBLED_AFTER_COMMIT or kind == "slow_after_commit":
+                # Process and commit the request, holding its answer back.
                 held: list[Message] = []
 
                 async def hold(message: Message) -> None:
@@ -221,9 +210,13 @@ class _SandboxLayer:
 
                 await sandbox.app(scope, receive, hold)
                 await asyncio.to_thread(sandbox.store.flush)
-                await asyncio.sleep(fault.delay_seconds)
-                for message in held:
-                    await send(message)
+                if kind == "slow_after_commit":
+                    assert fault is not None
+                    await asyncio.sleep(fault.delay_seconds)
+                    for message in held:
+                        await send(message)
+                else:
+                    await _garbled(send, kind, held)
             elif kind == "drop_after_commit":
                 await sandbox.app(scope, receive, swallow)
                 await asyncio.to_thread(sandbox.store.flush)
