@@ -126,6 +126,7 @@ def map_records(plan: RunPlan, module: str, records: list[dict[str, Any]],
             return map_accounts(records, org=config, ref=ref, links=links, contacts=people or [])
         return map_vendors(records, org=config, ref=ref, links=links)
     if module == "products":
+        _remember_products(plan, records)
         return map_products(records, org=config, ref=reference(plan), links=links)
     ref = reference(plan)
     contact_field = CONTACT_FIELD.get(spec.zoho, "Account_Name")
@@ -207,19 +208,38 @@ _product_cache: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
 PRODUCT_CACHE_MAX = 50_000
 
 
+#: The product fields document mappings may read (account by category, product.* sources, tracking).
+PRODUCT_FIELDS = ("Product_Name", "Product_Code", "Product_Category", "Unit_Price", "Vendor_Name")
+
+
+def _run_cache(plan: RunPlan) -> dict[str, dict[str, Any]]:
+    """This run's product cache (call under ``_product_lock``)."""
+    key = (plan.org, plan.run_id)
+    if key not in _product_cache and len(_product_cache) >= 8:
+        _product_cache.clear()  # runs long finished in this process
+    return _product_cache.setdefault(key, {})
+
+
+def _remember_products(plan: RunPlan, records: list[dict[str, Any]]) -> None:
+    """Products this run just read from its Products stream serve its documents' lines too: a
+    first sync then reads no product twice (records lacking a field the lines need are skipped)."""
+    whole = {str(r["id"]): r for r in records if r.get("id") is not None and all(f in r for f in PRODUCT_FIELDS)}
+    with _product_lock:
+        cache = _run_cache(plan)
+        if len(cache) + len(whole) <= PRODUCT_CACHE_MAX:
+            cache.update(whole)
+
+
 def _products(plan: RunPlan, product_ids: list[str]) -> list[dict[str, Any]]:
     """The Zoho products on a page's lines (category and fields for account and tracking rules)."""
     if not product_ids:
         return []
-    key = (plan.org, plan.run_id)
     with _product_lock:
-        if key not in _product_cache and len(_product_cache) >= 8:
-            _product_cache.clear()  # runs long finished in this process
-        cache = _product_cache.setdefault(key, {})
+        cache = _run_cache(plan)
         found = {p: cache[p] for p in product_ids if p in cache}
     missing = [p for p in product_ids if p not in found]
     zoho = runtime.zoho(plan.org)
-    fields = ["Product_Name", "Product_Code", "Product_Category", "Unit_Price", "Vendor_Name"]
+    fields = list(PRODUCT_FIELDS)
     for start in range(0, len(missing), 100):
         chunk = missing[start:start + 100]
         for page in zoho.iter_pages("Products", fields, params={"ids": ",".join(chunk)}, sort_by=None):
