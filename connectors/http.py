@@ -211,10 +211,11 @@ class HttpClient:
                                                     headers=all_headers, auth=auth, timeout=self.timeout)
                     # Read the whole body inside the slot: a broken read is part of the call.
                     _ = response.content
+                    # And what the answer says of the limits, before the next call may go.
+                    self.observe(response)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 error = TransportError(self.system, f"{type(exc).__name__}: {exc}", method=method, url=url)
             else:
-                self.observe(response)
                 if response.status_code < 400:
                     try:
                         body = (parse_json(self.system, response)

@@ -74,6 +74,9 @@ class XeroTenantLimiter(RollingWindowLimiter):
         self._day_observed_at: float | None = None
         #: After a 429 for the day: no call before this time.
         self._day_blocked_until = 0.0
+        #: Whether a first call has gone alone and been answered (see :meth:`slot`).
+        self._probed = False
+        self._probe_lock = threading.Lock()
 
     # --- the day's budget --------------------------------------------------------------------
     def _left_today(self) -> int:
@@ -113,7 +116,26 @@ class XeroTenantLimiter(RollingWindowLimiter):
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        """A window/concurrency slot for one call, refused when the day's budget is spent."""
+        """A window/concurrency slot for one call, refused when the day's budget is spent.
+
+        A fresh limiter (a new process) knows nothing of the calls a previous process made in
+        Xero's current minute: its first call goes alone, and the others wait for its answer's
+        ``X-MinLimit-Remaining`` to be booked (a burst of 5 could otherwise meet a 429).
+        """
+        if not self._probed:
+            with self._probe_lock:
+                if not self._probed:
+                    try:
+                        with self._counted_slot():
+                            yield
+                    finally:
+                        self._probed = True
+                    return
+        with self._counted_slot():
+            yield
+
+    @contextmanager
+    def _counted_slot(self) -> Iterator[None]:
         with super().slot():
             # Checked once the slot is ours: answers that arrived while we waited are counted.
             with self._budget_lock:

@@ -94,3 +94,44 @@ def test_600_writes_from_8_threads_never_exceed_the_limits(xero: XeroSandboxHand
     calls = [e for e in xero.journal(since) if e["path"].startswith("/api.xro/2.0/")]
     assert max_in_any_window([e["started"] for e in calls], WINDOW_SECONDS) <= PER_WINDOW
     assert max_in_flight([(e["started"], e["finished"]) for e in calls]) <= CONCURRENT
+
+
+def test_a_fresh_process_learns_the_minute_left_by_the_last_one_before_bursting(
+        xero: XeroSandboxHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Back-to-back runs are separate processes: the new one's limiter starts empty while Xero's
+    minute still holds the last run's calls. Its first call goes alone; the burst waits for the
+    answer's X-MinLimit-Remaining, so it meets no 429."""
+    from connectors.xero_limits import forget_limiters
+
+    per_window, window = 30, 5.0
+    monkeypatch.setenv("ZX_XERO_CALLS_PER_WINDOW", str(per_window))
+    monkeypatch.setenv("ZX_XERO_WINDOW_SECONDS", str(window))
+    monkeypatch.setenv("ZX_XERO_CONCURRENCY", str(CONCURRENT))
+    get_settings.cache_clear()
+    xero.limits(per_window=per_window, window_seconds=window, concurrent=CONCURRENT)
+    store = store_for(xero)
+    since = len(xero.journal())
+    previous = XeroClient(store, "demo")  # the run that just ended, in its own process
+    for i in range(per_window - 2):
+        previous.get("Organisation")
+    forget_limiters()  # a new process: no memory of those calls
+    failures: list[str] = []
+
+    def worker(n: int) -> None:
+        client = XeroClient(store, "demo")
+        for i in range(3):
+            try:
+                client.get("Organisation")
+            except Exception as exc:  # noqa: BLE001 - collected and reported below
+                failures.append(f"{n}/{i}: {exc!r}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(CONCURRENT)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:3]
+    calls = [e for e in xero.journal(since) if e["path"].startswith("/api.xro/2.0/")]
+    assert len(calls) == per_window - 2 + CONCURRENT * 3
+    assert xero.stats()["rate_limited"] == 0
+    assert max_in_any_window([e["started"] for e in calls], window) <= per_window
