@@ -1,4 +1,5 @@
-"""Deployments built from the org registry: one per organisation, plus housekeeping and sync-all.
+"""Deployments built from the org registry: one per organisation, plus housekeeping, sync-all and
+the hourly Zoho notification channel renewal.
 
 Everything is described once, as plain data (:class:`DeploymentSpec`), and turned into either
 
@@ -33,14 +34,19 @@ if TYPE_CHECKING:
 SYNC_ENTRYPOINT = "flows.sync:sync_organisation"
 HOUSEKEEPING_ENTRYPOINT = "flows.housekeeping:housekeeping"
 FLEET_ENTRYPOINT = "flows.fleet:sync_all"
+CHANNELS_ENTRYPOINT = "flows.channels:zoho_channels"
 #: Flow names (deployment names are ``<flow name>/<deployment name>``).
 SYNC_FLOW = "sync-organisation"
 HOUSEKEEPING_FLOW = "housekeeping"
 FLEET_FLOW = "sync-all"
+CHANNELS_FLOW = "zoho-channels"
 #: The process work pool prefect.yaml targets (``prefect work-pool create zxsync --type process``).
 WORK_POOL = "zxsync"
 #: Housekeeping runs daily at a quiet hour (UTC: it serves every organisation).
 HOUSEKEEPING_CRON = "30 3 * * *"
+#: Zoho channels are checked hourly (UTC), well inside their life: asked for 6 days, renewed when
+#: less than a day is left (``ZX_WEBHOOKS_CHANNEL_DAYS``, ``ZX_WEBHOOKS_RENEW_BEFORE_HOURS``).
+CHANNELS_CRON = "17 * * * *"
 SCHEDULED = {"options": {"trigger": "schedule"}}
 
 
@@ -111,6 +117,26 @@ def housekeeping_spec() -> DeploymentSpec:
     )
 
 
+def channels_spec(only: list[str] | None = None) -> DeploymentSpec:
+    """The hourly check of the orgs' Zoho notification channels (created, renewed, removed).
+
+    Always there (a no-op while no org turns ``webhooks.zoho_notifications`` on, and it must still
+    run to remove the channel of an org that turned them off); ``only`` limits it to those orgs.
+    """
+    return DeploymentSpec(
+        name="hourly",
+        flow_name=CHANNELS_FLOW,
+        entrypoint=CHANNELS_ENTRYPOINT,
+        description="Zoho notification channels (/actions/watch) of every org with "
+        "webhooks.zoho_notifications: created when missing, renewed a day before they expire, removed "
+        "when the org no longer wants them. Fails when an org's channel could not be set up.",
+        parameters={"orgs": sorted(only)} if only is not None else {},
+        schedules=(ScheduleSpec(CHANNELS_CRON, "UTC"),),
+        tags=("housekeeping", "webhooks"),
+        concurrency_limit=1,
+    )
+
+
 def fleet_spec() -> DeploymentSpec:
     """Sync every organisation now: one run per org's deployment (no schedule: each org has its own)."""
     return DeploymentSpec(
@@ -129,15 +155,20 @@ def registry_specs(
 ) -> list[DeploymentSpec]:
     """Every deployment of the registry (``ZX_ORGS_DIR``), sorted by org slug, then the shared ones.
 
-    ``only`` keeps the listed orgs' deployments and housekeeping (no sync-all, which would start
-    runs of deployments nobody serves): the demo serves just its own org that way.
+    ``only`` keeps the listed orgs' deployments, housekeeping and the channel renewal (limited to
+    those orgs), but no sync-all, which would start runs of deployments nobody serves: the demo
+    serves just its own org that way.
     """
     from mappings import load_org, load_registry
 
     if only is not None:
-        return [org_spec(load_org(slug)) for slug in sorted(only)] + [housekeeping_spec()]
+        return [org_spec(load_org(slug)) for slug in sorted(only)] + [housekeeping_spec(), channels_spec(only)]
     orgs = load_registry() if orgs is None else orgs
-    return [org_spec(o) for o in sorted(orgs, key=lambda o: o.slug)] + [housekeeping_spec(), fleet_spec()]
+    return [org_spec(o) for o in sorted(orgs, key=lambda o: o.slug)] + [
+        housekeeping_spec(),
+        fleet_spec(),
+        channels_spec(),
+    ]
 
 
 # --- serve() -------------------------------------------------------------------------------------

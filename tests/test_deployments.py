@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from deployments.registry import (
+    CHANNELS_ENTRYPOINT,
     FLEET_ENTRYPOINT,
     HOUSEKEEPING_ENTRYPOINT,
     SYNC_ENTRYPOINT,
@@ -63,6 +64,7 @@ def test_one_deployment_per_org_with_its_schedules_in_its_timezone(two_orgs: Pat
         "sync-all/all-orgs",
         "sync-organisation/acme",
         "sync-organisation/globex",
+        "zoho-channels/hourly",
     ]
     deployments = {d.name: d for d in registry_deployments()}
     for slug, crons in EXPECTED.items():
@@ -85,6 +87,7 @@ def test_serving_only_some_orgs_leaves_out_the_others_and_sync_all(two_orgs: Pat
     assert [s.full_name for s in registry_specs(only=["globex"])] == [
         "sync-organisation/globex",
         "housekeeping/daily",
+        "zoho-channels/hourly",
     ]
 
 
@@ -156,7 +159,7 @@ def test_prefect_yaml_is_not_tied_to_a_machine(two_orgs: Path) -> None:
     assert document["pull"] == []  # no set_working_directory: workers import the installed package
     assert str(REPO_ROOT) not in text and str(Path.home()) not in text
     entrypoints = {d["entrypoint"] for d in document["deployments"]}
-    assert entrypoints == {SYNC_ENTRYPOINT, HOUSEKEEPING_ENTRYPOINT, FLEET_ENTRYPOINT}
+    assert entrypoints == {SYNC_ENTRYPOINT, HOUSEKEEPING_ENTRYPOINT, FLEET_ENTRYPOINT, CHANNELS_ENTRYPOINT}
     assert not any(".py" in e for e in entrypoints)
     by_name = {d["name"]: d for d in document["deployments"]}
     assert [(s["cron"], s["timezone"]) for s in by_name["acme"]["schedules"]] == EXPECTED["acme"]

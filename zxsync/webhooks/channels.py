@@ -5,6 +5,13 @@ The channel watches ``create`` and ``edit`` of the Zoho modules the org pushes t
 ``<public_url>/webhooks/zoho/<org>`` with a random token; the token is stored encrypted in the
 ledger *before* the channel is enabled, so the first callback already verifies. A channel the org
 no longer wants is deleted in Zoho and forgotten.
+
+Who runs it: the ``zoho-channels/hourly`` Prefect deployment (``flows.channels``, served by
+``zxsync serve`` and rendered into prefect.yaml) checks every org each hour; ``zxsync webhooks``
+also checks at start and hourly (a fallback, so a fresh server's channels exist at once), and
+``zxsync webhooks channels`` does it by hand. :meth:`ChannelKeeper.ensure_all` holds a ledger lease
+(:data:`CHANNELS_LEASE`), so these never work on the channels at the same time (two creators
+would leave Zoho with an orphan channel whose token the ledger no longer has).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.errors import ApiError
-from ledger import Ledger
+from ledger import LeaseBusy, Ledger, default_holder
 from mappings import load_org, load_registry
 from mappings.config import OrgConfig
 from zxsync.webhooks.intake import ZOHO_CHANNEL, ZOHO_MODULES
@@ -27,6 +34,8 @@ from zxsync.webhooks.settings import WebhookSettings
 log = logging.getLogger("zxsync.webhooks")
 
 WATCH = "/actions/watch"
+#: Ledger lease serialising passes over the channels (deployment, webhook server, CLI).
+CHANNELS_LEASE = "zoho-channels"
 #: Product module -> Zoho module, in the order channels list them.
 WATCHED = {module: zoho for zoho, module in ZOHO_MODULES.items()}
 
@@ -82,14 +91,23 @@ class ChannelKeeper:
         base = (self.settings.public_url or "").rstrip("/")
         return f"{base}/webhooks/zoho/{org}"
 
-    def ensure_all(self, *, force: bool = False) -> list[ChannelStatus]:
-        """Every org of the registry with a channel wanted or still stored."""
-        stored = {s.org for s in self.ledger().webhook_secrets(kind="zoho_channel") if s.org}
-        out = []
-        for config in load_registry():
-            if config.webhooks.zoho_notifications or config.slug in stored:
-                out.append(self.ensure(config.slug, force=force))
-        return out
+    def ensure_all(self, *, force: bool = False, orgs: list[str] | None = None,
+                   wait: float = 120.0, holder: str = "zoho-channels") -> list[ChannelStatus]:
+        """Every org of the registry (or of ``orgs``) with a channel wanted or still stored.
+
+        Holds the :data:`CHANNELS_LEASE` meanwhile (waiting up to ``wait`` seconds for another pass
+        to finish; :class:`ledger.LeaseBusy` after that).
+        """
+        ledger = self.ledger()
+        with ledger.lease(CHANNELS_LEASE, default_holder(holder), timeout=wait, ttl=120):
+            stored = {s.org for s in ledger.webhook_secrets(kind="zoho_channel") if s.org}
+            out = []
+            for config in load_registry():
+                if orgs is not None and config.slug not in orgs:
+                    continue
+                if config.webhooks.zoho_notifications or config.slug in stored:
+                    out.append(self.ensure(config.slug, force=force))
+            return out
 
     def ensure(self, org: str, *, force: bool = False) -> ChannelStatus:
         """Make the org's channel match its config and last at least ``renew_before_hours`` more."""
@@ -162,12 +180,19 @@ class ChannelKeeper:
                 raise
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Check every org's channel now and every ``renew_check_seconds`` until ``stop``."""
+        """Check every org's channel now and every ``renew_check_seconds`` until ``stop``.
+
+        The fallback of ``zxsync webhooks`` next to the ``zoho-channels/hourly`` deployment: a pass
+        the deployment (or the CLI) is making already is skipped, not repeated.
+        """
         while not stop.is_set():
             try:
-                for status in self.ensure_all():
+                for status in self.ensure_all(wait=0, holder="webhooks-channels"):
                     if status.action == "failed":
                         log.warning("%s: notification channel: %s", status.org, status.detail)
+            except LeaseBusy as exc:
+                log.info("Zoho channels are being checked elsewhere (%s); next check in %.0f s", exc,
+                         self.settings.renew_check_seconds)
             except Exception:  # keep renewing the others next time
                 log.exception("checking the Zoho notification channels failed")
             stop.wait(self.settings.renew_check_seconds)
