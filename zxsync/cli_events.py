@@ -132,7 +132,7 @@ def channels(
     renew: Annotated[bool, typer.Option("--renew", help="renew every channel now, however long it has left")]
     = False,
 ) -> None:
-    """Create, renew or remove the orgs' Zoho notification channels (the zoho-channels/hourly deployment does it each hour)."""
+    """Create, renew or remove the orgs' Zoho notification channels (zoho-channels/hourly does it too)."""
     from tasks import runtime
     from zxsync.webhooks.channels import ChannelKeeper
 
