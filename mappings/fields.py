@@ -23,7 +23,6 @@ from mappings.config import (
     TruncateTransform,
 )
 from mappings.frames import as_text
-from mappings.money import _snap
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,31 @@ class LookupMiss:
     values: pd.Series
 
 
+#: A letter that starts a word: not after a letter, digit, underscore or apostrophe.
+_WORD_START = r"(?<![\w'\u2019])([^\W\d_])"
+
+
+def _round_half_away(series: pd.Series, dp: int) -> pd.Series:
+    """Numbers rounded to ``dp`` places, half away from zero (1.005 -> 1.01); non-numbers -> NaN.
+
+    Kept in floats: money._snap's int64 units overflow silently for large values (1e13 at 6 dp
+    came out negative), and a rounded value only needs to be the nearest float anyway.
+    """
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    ok = np.isfinite(values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.where(ok, values, 0.0) * (10.0**dp)
+        # Float noise (1.005 * 100 = 100.4999...) is snapped away first, as in money._snap; above
+        # 2**52 every float is a whole number already.
+        small = np.abs(scaled) < 2.0**52
+        snapped = np.round(np.where(small, scaled, 0.0), 6)
+        units = np.sign(snapped) * np.floor(np.abs(snapped) + 0.5)
+        # Too large to carry digits below 10**-dp: already rounded (and x * 10**dp / 10**dp may
+        # not give x back exactly).
+        rounded = np.where(small, units / (10.0**dp), values) + 0.0  # + 0.0: no -0.0 in a payload
+    return pd.Series(np.where(ok & np.isfinite(rounded), rounded, np.nan), index=series.index)
+
+
 def _apply_transform(
     series: pd.Series, t: Any, target: str, key: str, misses: list[LookupMiss], index: int
 ) -> pd.Series:
@@ -109,7 +133,8 @@ def _apply_transform(
         if t == "lower":
             return text.str.lower()
         if t == "title":
-            return text.str.title()
+            # Not str.title(): it starts a word after an apostrophe or a digit ("Joe'S", "3Rd").
+            return text.str.lower().str.replace(_WORD_START, lambda m: m.group(1).title(), regex=True)
         raise ValueError(t)
     if isinstance(t, DateTransform):
         text = as_text(series)
@@ -128,9 +153,7 @@ def _apply_transform(
             return mapped.where(hit, t.default)
         return mapped.where(hit, text).astype("str").where(hit | text.notna())
     if isinstance(t, RoundTransform):
-        ints, ok = _snap(pd.to_numeric(series, errors="coerce"), t.round)
-        values = np.asarray(ints, dtype="float64") / float(10**t.round)
-        return pd.Series(np.where(ok, values, np.nan), index=series.index)
+        return _round_half_away(series, t.round)
     if isinstance(t, TruncateTransform):
         return as_text(series).str.slice(0, t.truncate)
     raise TypeError(f"unknown transform {t!r}")
