@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 
 from ledger.base import CHUNK, LedgerBase
 from ledger.clock import to_utc, utcnow
@@ -83,30 +83,50 @@ class JournalMixin(LedgerBase):
         with self._read() as session:
             return session.execute(stmt).scalar_one_or_none()
 
-    def purge(self, older_than_days: int | None = None) -> int:
+    def purge(self, older_than_days: int | None = None, *, by_org: Mapping[str, int | None] | None = None) -> int:
         """Delete journal entries and settled/abandoned intents older than the retention.
 
-        Default retention is ``ZX_RETENTION_DAYS``. Links, watermarks, connections, runs and
-        pending intents are never purged. Deletes in chunks so SQLite's write lock is held briefly.
+        ``older_than_days`` given: that retention for every org. Otherwise each org keeps its own
+        ``retention_days`` (``by_org``; by default read from the org registry, see
+        :func:`org_retention`) and orgs that set none keep ``ZX_RETENTION_DAYS``. An org mapped to
+        ``None`` (its file could not be read) is not purged at all: better keep too much than
+        delete what its owner asked to keep. Links, watermarks, connections, runs and pending
+        intents are never purged. Deletes in chunks so SQLite's write lock is held briefly.
         Returns the number of rows removed.
         """
-        if older_than_days is None:
-            from zxsync.settings import get_settings
+        if older_than_days is not None:
+            if older_than_days < 0:
+                raise ValueError("older_than_days must be >= 0")
+            return self._purge_before({}, utcnow() - timedelta(days=older_than_days))
+        from zxsync.settings import get_settings
 
-            older_than_days = get_settings().retention_days
-        if older_than_days < 0:
-            raise ValueError("older_than_days must be >= 0")
-        cutoff = utcnow() - timedelta(days=older_than_days)
+        default = get_settings().retention_days
+        if default < 0:
+            raise ValueError("ZX_RETENTION_DAYS must be >= 0")
+        per_org = org_retention() if by_org is None else dict(by_org)
+        if any(days is not None and days < 0 for days in per_org.values()):
+            raise ValueError("retention days must be >= 0")
+        now = utcnow()
+        cutoffs = {org: (None if days is None else now - timedelta(days=days)) for org, days in per_org.items()}
+        return self._purge_before(cutoffs, now - timedelta(days=default))
+
+    def _purge_before(self, cutoffs: Mapping[str, datetime | None], default: datetime) -> int:
+        """Purge rows older than the org's cutoff (``None``: keep all of that org) or ``default``."""
         removed = 0
-        targets = [
-            (JOURNAL, JOURNAL.c.time < cutoff),
-            (
-                INTENTS,
-                INTENTS.c.state.in_([IntentState.SETTLED.value, IntentState.ABANDONED.value])
-                & (INTENTS.c.settled_at < cutoff),
-            ),
-        ]
-        for table, old in targets:
+        for table, stamp, extra in (
+            (JOURNAL, JOURNAL.c.time, None),
+            (INTENTS, INTENTS.c.settled_at,
+             INTENTS.c.state.in_([IntentState.SETTLED.value, IntentState.ABANDONED.value])),
+        ):
+            clauses = [and_(table.c.org == org, stamp < cutoff)
+                       for org, cutoff in cutoffs.items() if cutoff is not None]
+            if cutoffs:
+                clauses.append(and_(table.c.org.not_in(list(cutoffs)), stamp < default))
+            else:
+                clauses.append(stamp < default)
+            old = or_(*clauses)
+            if extra is not None:
+                old = and_(extra, old)
             while True:
                 with self._write() as session:
                     ids = session.execute(select(table.c.id).where(old).limit(CHUNK)).scalars().all()
@@ -116,3 +136,25 @@ class JournalMixin(LedgerBase):
                 if len(ids) < CHUNK:
                     break
         return removed
+
+
+def org_retention() -> dict[str, int | None]:
+    """Each registered org's own ``retention_days`` (only orgs whose file sets it; the others keep
+    ``ZX_RETENTION_DAYS``). An org whose file cannot be read maps to ``None``: it is not purged."""
+    import logging
+
+    from mappings.config import ConfigError, load_org_file
+    from zxsync.settings import get_settings
+
+    out: dict[str, int | None] = {}
+    folder = get_settings().orgs_dir
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            org = load_org_file(path)
+        except ConfigError as exc:
+            logging.getLogger(__name__).warning("purge: %s is kept whole, its org file is invalid: %s", path.stem, exc)
+            out[path.stem] = None
+            continue
+        if "retention_days" in org.model_fields_set:
+            out[org.slug] = org.retention_days
+    return out

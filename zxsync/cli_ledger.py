@@ -10,9 +10,14 @@ from zxsync.cli_app import ledger_app
 
 
 @ledger_app.command("purge")
-def purge(days: Annotated[int | None, typer.Option(help="retention in days (default ZX_RETENTION_DAYS)")] = None
-          ) -> None:
-    """Remove journal entries older than the retention (links, watermarks and connections stay)."""
+def purge(
+    days: Annotated[int | None, typer.Option(help="retention in days for every org (default: each org's "
+                                                  "retention_days, else ZX_RETENTION_DAYS)")] = None,
+) -> None:
+    """Remove journal entries older than the retention (links, watermarks and connections stay).
+
+    Each org keeps its own ``retention_days``; an org that sets none keeps ``ZX_RETENTION_DAYS``;
+    ``--days`` applies one retention to every org."""
     from zxsync.restore import purge as run_purge
 
     removed = run_purge(days)

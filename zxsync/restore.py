@@ -119,7 +119,11 @@ def restore(org: str, record: str, *, to: datetime | None = None, ledger: Ledger
 
 
 def purge(days: int | None = None, ledger: Ledger | None = None) -> dict[str, int]:
-    """Drop journal entries (and settled intents, stale stages) older than the retention; links stay."""
+    """Drop journal entries (and settled intents, stale stages) older than the retention; links stay.
+
+    The retention is each org's ``retention_days`` (``ZX_RETENTION_DAYS`` for an org that sets
+    none); ``days`` overrides it for every org.
+    """
     own = ledger is None
     ledger = ledger or Ledger.open()
     try:
