@@ -360,8 +360,13 @@ class Books:
 
     # --- numbering -------------------------------------------------------------------------------
     def next_number(self, kind: str, prefix: str, counter: str) -> str:
-        """The organisation's next number (``INV-0001``…), skipping numbers already taken."""
+        """The organisation's next number from its settings (notes §5.5: "auto-generate from your
+        Organisation Invoice Settings"), skipping numbers already taken. The prefix is the setting
+        ``<counter without _next>_prefix`` (``invoice_prefix``, ``credit_note_prefix``,
+        ``purchase_order_prefix``); ``prefix`` is the default when the org has none (state saved
+        before the setting existed). Numbers are the prefix plus at least 4 digits."""
         taken = self.numbers[kind]
+        prefix = str(self.settings.get(counter.removesuffix("_next") + "_prefix", prefix))
         n = int(self.settings.get(counter, 1))
         while True:
             number = f"{prefix}{n:04d}"

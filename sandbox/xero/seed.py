@@ -65,6 +65,13 @@ TRACKING = [("Region", [("North", "ACTIVE"), ("South", "ACTIVE"), ("Eastside", "
 CURRENCIES = [("NZD", "New Zealand Dollar"), ("AUD", "Australian Dollar"), ("USD", "United States Dollar")]
 
 
+#: A new organisation's invoice settings (documented default; ``/_sandbox/orgs`` takes no numbering):
+#: ``INV-0001``, ``CN-0001``, ``PO-0001``. Stored in the org's ``settings`` and read by
+#: ``Books.next_number``.
+DEFAULT_NUMBERING = {"invoice_prefix": "INV-", "invoice_next": 1, "credit_note_prefix": "CN-",
+                     "credit_note_next": 1, "purchase_order_prefix": "PO-", "purchase_order_next": 1}
+
+
 def stable_id(tenant_id: str, *parts: str) -> str:
     return str(uuid.uuid5(uuid.UUID(tenant_id) if _is_uuid(tenant_id) else uuid.NAMESPACE_URL,
                           "/".join(parts)))
@@ -93,7 +100,8 @@ def reference_data(books: Books, name: str, created_ms: int) -> None:
         "LineOfBusiness": "Software and services", "Addresses": [], "Phones": [], "ExternalLinks": [],
         "PaymentTerms": {"Sales": {"Day": 20, "Type": "OFFOLLOWINGMONTH"},
                          "Bills": {"Day": 20, "Type": "OFFOLLOWINGMONTH"}}})
-    books.put("org", "settings", {"invoice_next": 1, "credit_note_next": 1, "purchase_order_next": 1})
+    # Organisation invoice settings (notes §5.5): prefix and next number per numbered document.
+    books.put("org", "settings", dict(DEFAULT_NUMBERING))
     for code, acc_name, typ, cls, status, system, tax, extra in ACCOUNTS:
         aid = stable_id(t, "account", code)
         doc = {"AccountID": aid, "Code": code, "Name": acc_name, "Type": typ, "Status": status, "Class": cls,
@@ -155,6 +163,7 @@ def generate_invoices(books: Books, count: int) -> None:
     now = books.now_ms()
     table = books.table("invoices")
     numbers = books.numbers["invoices"]
+    prefix = str(books.settings.get("invoice_prefix", DEFAULT_NUMBERING["invoice_prefix"]))
     for n in range(count):
         contact = contacts[n % n_contacts]
         lines = []
@@ -171,7 +180,7 @@ def generate_invoices(books: Books, count: int) -> None:
                           "TaxAmount": line_tax / 100, "LineAmount": la / 100})
         inv_id = rid()
         total = (sub + tax) / 100
-        number = f"INV-{n + 1:04d}"
+        number = f"{prefix}{n + 1:04d}"
         doc = {"Type": "ACCREC", "InvoiceNumber": number, "Reference": f"GEN-{n + 1}",
                "Status": "AUTHORISED" if n % 3 else "DRAFT", "LineAmountTypes": "Exclusive",
                "Date": days[n % 365], "DueDate": days[n % 365 + 30], "CurrencyCode": "NZD", "CurrencyRate": 1.0,
