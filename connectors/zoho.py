@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import requests
@@ -74,6 +74,10 @@ COMPLEX_WRITE_THRESHOLD = 10
 #: Refresh this long before the 1-hour tokens expire.
 TOKEN_MARGIN = timedelta(minutes=5)
 CREDITS_HEADER = "X-API-CREDITS-REMAINING"
+#: Zoho's credit pool is a rolling 24-hour window (zoho-api-notes.md §4.1).
+CREDIT_WINDOW = timedelta(hours=24)
+#: The 429 message that tells a spent credit pool from a concurrency limit (notes §4.3).
+CREDITS_SPENT_MESSAGE = "Number of API requests for the 24 hour period is exceeded"
 
 Trigger = Literal["workflow", "approval", "blueprint", "pathfinder", "orchestration"]
 
@@ -91,11 +95,25 @@ class CreditBudget:
         self.remaining: int | None = None
         self.spent_since_header = 0
         self.spent_total = 0
+        #: When this process first spent a credit of the org's current 24-hour window (wall clock):
+        #: Zoho's pool is rolling, so credits start coming back 24 hours after it.
+        self.first_spent_at: datetime | None = None
 
     def charge(self, credits: int) -> None:
+        now = datetime.now(UTC)
         with self._lock:
             self.spent_total += credits
             self.spent_since_header += credits
+            if self.first_spent_at is None or now - self.first_spent_at >= CREDIT_WINDOW:
+                self.first_spent_at = now
+
+    def forget(self) -> None:
+        """Drop what Zoho last said about the pool (a new run re-learns it from Zoho's next answer):
+        credits free up over the rolling 24 hours, so an estimate left by an earlier run that stopped
+        at the reserve would otherwise stop every later run before it sends anything."""
+        with self._lock:
+            self.remaining = None
+            self.spent_since_header = 0
 
     def observe_header(self, value: str | None) -> None:
         if value is None:
@@ -118,10 +136,37 @@ class CreditBudget:
         """Raise :class:`BudgetExhausted` if ``cost`` more credits would dip into the reserve."""
         left = self.estimated_remaining
         if left is not None and left - cost < reserve:
-            raise BudgetExhausted(
-                "zoho", f"stopping before {what}: organisation {org} has about {left} Zoho CRM API credits left "
+            raise self.exhausted(
+                f"stopping before {what}: organisation {org} has about {left} Zoho CRM API credits left "
                 f"in the rolling 24 hours and {reserve} are kept in reserve (ZX_ZOHO_CREDIT_RESERVE); this call "
-                f"needs {cost}. Nothing of it was sent; run again once credits free up.")
+                f"needs {cost}. Nothing of it was sent.", left=left, reserve=reserve)
+
+    def resets(self) -> tuple[datetime, datetime]:
+        """When credits come back (UTC): from (24 hours after the first credit this process spent in
+        the window) and, at the latest, by (24 hours from now) — Zoho's pool is a rolling 24 hours."""
+        now = datetime.now(UTC)
+        with self._lock:
+            first = self.first_spent_at
+        start = first + CREDIT_WINDOW if first is not None and now - first < CREDIT_WINDOW else now + CREDIT_WINDOW
+        return start, now + CREDIT_WINDOW
+
+    def exhausted(self, text: str, *, left: int | None, reserve: int, **kw: Any) -> BudgetExhausted:
+        """A :class:`BudgetExhausted` whose message says the reserve, the credits left and when they
+        come back; the same facts as attributes (``credits_left``, ``reserve``, ``resets_from``,
+        ``resets_by``) for the run's summary."""
+        start, end = self.resets()
+        if end - start < timedelta(hours=1):
+            span = f"about {end:%Y-%m-%d %H:%M} UTC"
+        else:
+            span = f"about {start:%Y-%m-%d %H:%M} UTC (all of today's by {end:%Y-%m-%d %H:%M} UTC)"
+        when = (f"Zoho CRM credits come back 24 hours after they were spent (a rolling pool): they reset from "
+                f"{span}; run again after that.")
+        error = BudgetExhausted("zoho", f"{text} {when}", **kw)
+        error.credits_left = left  # type: ignore[attr-defined]
+        error.reserve = reserve  # type: ignore[attr-defined]
+        error.resets_from = start  # type: ignore[attr-defined]
+        error.resets_by = end  # type: ignore[attr-defined]
+        return error
 
 
 class _OrgSlots:
@@ -149,6 +194,16 @@ def _org_slots(key: tuple[str, str], concurrency: int) -> _OrgSlots:
 def _org_budget(key: tuple[str, str]) -> CreditBudget:
     with _registry_lock:
         return _budgets.setdefault(key, CreditBudget())
+
+
+def forget_credit_estimates(org: str) -> None:
+    """At the start of a run: forget what earlier runs learnt of ``org``'s credits (see
+    :meth:`CreditBudget.forget`). The first call of the run then goes out unchecked (1 credit for a
+    read) and Zoho's answer tells the run where the pool stands again."""
+    with _registry_lock:
+        budgets = [b for (slug, _), b in _budgets.items() if slug == org]
+    for budget in budgets:
+        budget.forget()
 
 
 class _CallLimiter:
@@ -421,9 +476,11 @@ class ZohoClient(HttpClient):
             text = f"{code}: {text}"
         kw: dict[str, Any] = {"status": status, "code": code, "body": body}
         if status == 429:
-            if self.budget.estimated_remaining is not None and self.budget.estimated_remaining <= 0:
-                return BudgetExhausted("zoho", f"organisation {self.slug} has no Zoho CRM API credits left in the "
-                                       f"rolling 24 hours ({text})", **kw)
+            left = self.budget.estimated_remaining
+            if (left is not None and left <= 0) or CREDITS_SPENT_MESSAGE.lower() in (message or "").lower():
+                return self.budget.exhausted(f"organisation {self.slug} has no Zoho CRM API credits left in the "
+                                             f"rolling 24 hours ({text}).", left=max(0, left or 0),
+                                             reserve=self.reserve, **kw)
             retry_after = retry_after_seconds(response.headers)
             if retry_after is None and isinstance(details.get("retry_after"), int | float):
                 retry_after = float(details["retry_after"])

@@ -40,10 +40,9 @@ from tasks.reconcile import (
     writeback_page_rejects,
     writeback_pushed,
 )
-from tasks.report import Progress, add_counts, finish_run
+from tasks.report import Progress, add_counts, finish_run, relearn_zoho_credits, stop_at_credit_reserve
 from tasks.runtime import org_lock
 from tasks.validate import validate_page
-
 
 #: Modules whose records are documents (Xero writes them back; Zoho deletions may void them).
 DOCUMENT_MODULES = ("invoices", "purchase_orders", "sales_orders", "quotes")
@@ -71,28 +70,45 @@ def sync_organisation(org: str, options: RunOptions | None = None) -> dict[str, 
     options = options or RunOptions()
     use_prefect_limits(org)  # ZX_PREFECT_LIMITS=true: tenant limits shared by every process (workers)
     plan = begin_run(org, options)
+    # Credits free up over Zoho's rolling 24 hours: re-learn them from this run's first answer rather
+    # than trust what an earlier run in this process saw when it stopped at the reserve.
+    relearn_zoho_credits(plan.org)
     with org_lock(plan.org, plan.run_id):
         totals: dict[str, dict[str, int]] = {}
         extracts: list[ExtractResult] = []
-        for module, counts in settle_intents(plan).items():
-            add_counts(totals, module, counts)
-        pulled = pull_from_xero(plan, totals)
-        extracts += pulled
-        progress = Progress(plan)
-        for module in plan.to_xero():
-            extracted = extract_zoho(plan, module)
-            extracts.append(extracted)
-            progress.found(len(extracted.pages))
-            push_module(plan, module, extracted, totals, progress)
-            if module in DOCUMENT_MODULES:
-                deleted = extract_zoho_deleted(plan, module)
-                extracts.append(deleted)
-                push_module(plan, module, deleted, totals, progress, deleted=True)
-            if module in ID_WRITEBACK:
-                add_counts(totals, module, writeback_ids(plan, module))
-        import_from_xero(plan, pulled, totals)
-        progress.finish()
-        return finish_run(plan, totals, extracts)
+        # When the Zoho credit reserve is reached, the client refuses the next call before sending
+        # it (so no batch is half done and no further Zoho call is made) and the run ends *Failed*,
+        # not Completed: part of what it found is not synced yet (its watermarks don't move), and a
+        # finance user must not read a green "Completed" as "Xero is up to date". Failed shows in the
+        # runs list and alerts like any other failure; its message names the credit reserve, the
+        # credits left and when they reset, and says the next run carries on (nothing done is lost
+        # or sent twice). See tasks.report.stop_run.
+        with stop_at_credit_reserve(plan, totals, extracts):
+            summary = sync_steps(plan, totals, extracts)
+    return summary
+
+
+def sync_steps(plan: RunPlan, totals: dict[str, dict[str, int]], extracts: list[ExtractResult]) -> dict[str, Any]:
+    """The run's steps, in order (inside the org lock); returns the summary."""
+    for module, counts in settle_intents(plan).items():
+        add_counts(totals, module, counts)
+    pulled = pull_from_xero(plan, totals)
+    extracts += pulled
+    progress = Progress(plan)
+    for module in plan.to_xero():
+        extracted = extract_zoho(plan, module)
+        extracts.append(extracted)
+        progress.found(len(extracted.pages))
+        push_module(plan, module, extracted, totals, progress)
+        if module in DOCUMENT_MODULES:
+            deleted = extract_zoho_deleted(plan, module)
+            extracts.append(deleted)
+            push_module(plan, module, deleted, totals, progress, deleted=True)
+        if module in ID_WRITEBACK:
+            add_counts(totals, module, writeback_ids(plan, module))
+    import_from_xero(plan, pulled, totals)
+    progress.finish()
+    return finish_run(plan, totals, extracts)
 
 
 def push_module(plan: RunPlan, module: str, extracted: ExtractResult, totals: dict[str, dict[str, int]],
@@ -118,8 +134,10 @@ def pull_from_xero(plan: RunPlan, totals: dict[str, dict[str, int]]) -> list[Ext
     changed): status, amounts, payments, numbers. Returns what was read."""
     log = get_run_logger()
     extracts: list[ExtractResult] = []
-    modules = {m.name for m in plan.modules}
-    if any(m.name in ("contacts", "vendors") and m.to_zoho for m in plan.modules):
+    # Only modules whose direction (the org's, narrowed by the run's) brings Xero back to Zoho: a
+    # to-xero run writes nothing to Zoho but the ids and numbers of what it pushed.
+    modules = set(plan.to_zoho())
+    if modules & {"contacts", "vendors"}:
         extracts.append(extract_xero(plan, "Contacts"))  # imported after the push (see import_from_xero)
     invoice_like = modules & {"invoices", "sales_orders", "quotes", "payments"} or (
         "purchase_orders" in modules and plan.purchase_target == "bill")

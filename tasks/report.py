@@ -8,6 +8,8 @@ reason and fix hint, so support staff can act without opening a database.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +21,8 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from connectors.errors import BudgetExhausted
+from connectors.zoho import forget_credit_estimates
 from mappings import load_org
 from tasks import runtime
 from tasks.extract import ExtractResult
@@ -59,16 +63,7 @@ def finish_run(plan: RunPlan, totals: dict[str, dict[str, int]], extracts: list[
             mark = _newer(ledger.get_watermark(plan.org, ex.stream), ex.newest)
             if mark is not None:
                 ledger.set_watermark(plan.org, ex.stream, mark)
-    # Every Zoho record a push looked at is accounted for: looked_at = created + updated + unchanged
-    # + linked + rejected + skipped (+ deleted / voided for deletions).
-    totals = {module: dict(counts) for module, counts in totals.items()}
-    for module in plan.to_xero():
-        zoho = plan.spec(module).zoho
-        looked = sum(e.records for e in extracts if e.stream in (f"zoho:{zoho}", f"zoho:{zoho}:deleted"))
-        totals.setdefault(module, {})["looked_at"] = looked
-    # A dry run's would_create / would_update / ... columns are what it reports: keep them.
-    would = sorted({c for v in totals.values() for c in v if c.startswith("would_")})
-    entities = {ENTITY_LABEL.get(k, k): {c: int(v.get(c, 0)) for c in (*COLUMNS, *would)} for k, v in totals.items()}
+    entities = _entities(plan, totals, extracts)
     # One object: the run's state and, per entity, created / updated / unchanged / rejected / ...
     summary: dict[str, Any] = {"org": plan.org, "run_id": plan.run_id, "state": "COMPLETED", "dry_run": plan.dry_run,
                                **entities}
@@ -86,11 +81,79 @@ def finish_run(plan: RunPlan, totals: dict[str, dict[str, int]], extracts: list[
     return summary
 
 
-def _publish(plan: RunPlan, entities: dict[str, dict[str, int]], rejects: list[Any]) -> None:
+def _entities(plan: RunPlan, totals: dict[str, dict[str, int]],
+              extracts: list[ExtractResult]) -> dict[str, dict[str, int]]:
+    """Per entity: the summary columns (plus a dry run's would_* columns)."""
+    # Every Zoho record a push looked at is accounted for: looked_at = created + updated + unchanged
+    # + linked + rejected + skipped (+ deleted / voided for deletions).
+    totals = {module: dict(counts) for module, counts in totals.items()}
+    for module in plan.to_xero():
+        zoho = plan.spec(module).zoho
+        looked = sum(e.records for e in extracts if e.stream in (f"zoho:{zoho}", f"zoho:{zoho}:deleted"))
+        totals.setdefault(module, {})["looked_at"] = looked
+    # A dry run's would_create / would_update / ... columns are what it reports: keep them.
+    would = sorted({c for v in totals.values() for c in v if c.startswith("would_")})
+    return {ENTITY_LABEL.get(k, k): {c: int(v.get(c, 0)) for c in (*COLUMNS, *would)} for k, v in totals.items()}
+
+
+class SyncStopped(Exception):
+    """The run stopped cleanly before its end (the Zoho CRM credit reserve was reached); the
+    message says why, what is kept and when to run again. One plain string argument, so Prefect
+    can persist and reload it as the failed run's result."""
+
+
+def relearn_zoho_credits(org: str) -> None:
+    """At a run's start: forget what earlier runs in this process learnt of the org's Zoho credits
+    (they free up over a rolling 24 hours); Zoho's first answer of this run tells where they stand."""
+    forget_credit_estimates(org)
+
+
+@contextmanager
+def stop_at_credit_reserve(plan: RunPlan, totals: dict[str, dict[str, int]],
+                           extracts: list[ExtractResult]) -> Iterator[None]:
+    """Around a run's steps: when the Zoho credit reserve is reached (``BudgetExhausted`` from the
+    Zoho client, raised before the call is sent), close the run with :func:`stop_run` and raise
+    :class:`SyncStopped` with the clear message. Other errors pass through unchanged."""
+    try:
+        yield
+    except BudgetExhausted as exc:
+        if exc.system != "zoho":
+            raise
+        raise stop_run(plan, totals, extracts, exc) from None
+
+
+def stop_run(plan: RunPlan, totals: dict[str, dict[str, int]], extracts: list[ExtractResult],
+             error: BudgetExhausted) -> SyncStopped:
+    """Close a run that stopped at the credit reserve: the ledger run ``failed`` with what it did,
+    the sync log artifacts with a note. Returns the error the flow raises.
+
+    The watermarks stay where they were (pages after the stop were never pushed: the next run reads
+    them again) and the run's staging stays (the UI's Retry of this run resumes after its last
+    completed batch). What was written is linked and journalled batch by batch, so nothing is lost
+    and nothing is sent twice.
+    """
+    message = (f"Run stopped: the Zoho CRM credit reserve was reached ({error.message}). What this run synced is "
+               "kept; the next run (or a Retry of this one) once credits are back carries on from there "
+               "without duplicates.")
+    entities = _entities(plan, totals, extracts)
+    ledger = runtime.ledger()
+    ledger.finish_run(plan.run_id, "failed", counts=entities)
+    rejects = ledger.journal_for(plan.org, run_id=plan.run_id, outcomes=("rejected", "deferred", "locked", "error"))
+    _publish(plan, entities, rejects, note=message)
+    get_run_logger().error("%s Done before the stop: %s", message, "; ".join(
+        f"{e}: " + ", ".join(f"{k} {v}" for k, v in row.items() if v) for e, row in entities.items()
+        if any(row.values())) or "nothing")
+    return SyncStopped(message)
+
+
+def _publish(plan: RunPlan, entities: dict[str, dict[str, int]], rejects: list[Any], note: str | None = None) -> None:
     table = [{"entity": name, **row} for name, row in entities.items()]
     title = "Dry run — nothing was written" if plan.dry_run else "Sync summary"
+    if note:
+        title = "Stopped before the end (what was done so far)"
     create_table_artifact(key=summary_key(plan.org), table=table,
-                          description=f"# {title}: {plan.org}\n{plan.trigger} run, window {plan.window.label}")
+                          description=f"# {title}: {plan.org}\n{plan.trigger} run, window {plan.window.label}"
+                          + (f"\n\n**{note}**" if note else ""))
     lines = [f"# Rejected records: {plan.org}", ""]
     if not rejects:
         lines.append("Nothing was rejected in this run.")
@@ -106,6 +169,44 @@ def _publish(plan: RunPlan, entities: dict[str, dict[str, int]], rejects: list[A
                          f"{_cell(r.hint)} |")
     create_markdown_artifact(key=rejects_key(plan.org), markdown="\n".join(lines),
                              description=f"Rejects of run {plan.run_id}")
+    _publish_changes(plan)
+
+
+#: Records listed in the changes artifact (the summary table has the counts of all of them).
+CHANGES_SHOWN = 200
+
+
+def progress_key(org: str) -> str:
+    return f"sync-progress-{org}"
+
+
+def changes_key(org: str) -> str:
+    return f"sync-changes-{org}"
+
+
+def _publish_changes(plan: RunPlan) -> None:
+    """What the run wrote, record by record with links to both systems (the first
+    :data:`CHANGES_SHOWN`: read with a limit, so memory stays flat for any run)."""
+    written = runtime.ledger().journal_for(plan.org, run_id=plan.run_id, outcomes=("ok",), limit=CHANGES_SHOWN + 1)
+    lines = [f"# Records written: {plan.org}", ""]
+    if plan.dry_run:
+        lines.append("Dry run: nothing was written (the summary table says what would change).")
+    elif not written:
+        lines.append("Nothing was written in this run.")
+    else:
+        config = load_org(plan.org)
+        lines += ["| record | action | in Zoho | in Xero | note |", "|---|---|---|---|---|"]
+        for r in written[:CHANGES_SHOWN]:
+            module = ZOHO_MODULE.get(r.entity or "", "")
+            zoho = f"[open]({config.record_url(module, r.zoho_id)})" if r.zoho_id and module else ""
+            xero = f"[open]({xero_url(r.entity or '', r.xero_id)})" if r.xero_id else ""
+            lines.append(f"| {r.entity} {r.zoho_id or r.xero_id or ''} | {r.action} | {zoho} | {xero} | "
+                         f"{_cell(r.message)} |")
+        if len(written) > CHANGES_SHOWN:
+            lines += ["", (f"Only the first {CHANGES_SHOWN} are listed; the summary table counts them all and "
+                           "the ledger's journal keeps every one.")]
+    create_markdown_artifact(key=changes_key(plan.org), markdown="\n".join(lines),
+                             description=f"Records written by run {plan.run_id}")
 
 
 #: Ledger entity -> the Zoho module its records live in (for links in the sync log).
@@ -133,7 +234,7 @@ class Progress:
         self.done = 0
         self.known = 0
         self.artifact_id = create_progress_artifact(
-            progress=0.0, description=f"{plan.org}: pages mapped, validated and loaded")
+            progress=0.0, key=progress_key(plan.org), description=f"{plan.org}: pages mapped, validated and loaded")
 
     def found(self, pages: int) -> None:
         self.known += pages

@@ -82,6 +82,14 @@ def test_demo_once_completes_and_keeps_the_run_and_its_artifacts(tmp_path: Path)
             for rule in ("status.unmapped", "tax.unmapped", "contact.missing", "currency.not_enabled"):
                 assert rule in rejects.data, rule
             assert "zoho.field_missing" not in rejects.data  # the demo onboards the org's Xero_* fields
+            # Links to the records in both systems, for the rejects and for what was written.
+            assert "](https://crm.zoho" in rejects.data or "](http" in rejects.data
+            changes = latest_artifact(client, "sync-changes-demo")
+            assert changes is not None and changes.flow_run_id == run.id and changes.type == "markdown"
+            assert "| create |" in changes.data and "](https://go.xero.com/" in changes.data
+            progress = latest_artifact(client, "sync-progress-demo")
+            assert progress is not None and progress.flow_run_id == run.id and progress.type == "progress"
+            assert float(progress.data) == 100.0
     finally:
         server.stop()
 
