@@ -24,7 +24,7 @@ from tasks import runtime
 from tasks.plan import RunPlan, module_spec
 from tasks.retry import TRANSIENT, UnknownOutcome
 from tasks.staging import BatchRef, document_from_json
-from tasks.validate import record_rejects
+from tasks.validate import record_rejects, reject_counts
 
 #: Xero id field and lock-relevant fields per collection.
 ID_FIELD = {"Contacts": "ContactID", "Items": "ItemID", "Invoices": "InvoiceID", "PurchaseOrders": "PurchaseOrderID"}
@@ -273,7 +273,8 @@ def load_batch(plan: RunPlan, batch: BatchRef) -> dict[str, int]:
             ledger.settle_intent(intent_id, state="settled", result={"ok": len(rows), "refused": len(rejects)})
     if rejects and spec.xero == "Invoices":
         rejects = _link_existing_numbers(plan, spec.entity, todo, by_key, rejects, counts)
-    counts["rejected"] += record_rejects(plan, spec.entity, rejects)
+    record_rejects(plan, spec.entity, rejects)
+    counts.update(reject_counts(rejects))
     returned = [by_key[d.zoho_id].element for d in todo if d.zoho_id in by_key and by_key[d.zoho_id].ok
                 and by_key[d.zoho_id].element]
     _stage_answers(plan, batch, returned)

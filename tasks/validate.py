@@ -103,6 +103,16 @@ def record_rejects(plan: RunPlan, entity: str, rejects: list[Reject], *, update_
     return len(first)
 
 
+def reject_counts(rejects: list[Reject]) -> Counter[str]:
+    """Records refused, by the state they are left in: ``rejected``, ``deferred`` or ``locked``
+    (one per record, as :func:`record_rejects` marks them; warnings don't count)."""
+    first: dict[str, Reject] = {}
+    for r in rejects:
+        if r.blocking:
+            first.setdefault(r.record_id, r)
+    return Counter("locked" if (state := link_state_for(r)).startswith("locked") else state for r in first.values())
+
+
 @task(name="validate", persist_result=True, **TRANSIENT)
 def validate_page(plan: RunPlan, mapped: MappedPage) -> ValidatedPage:
     """Journal the page's rejects and skips, and stage its documents as load batches."""
@@ -110,11 +120,12 @@ def validate_page(plan: RunPlan, mapped: MappedPage) -> ValidatedPage:
     ledger = runtime.ledger()
     spec = plan.spec(mapped.module)
     result = mapping_from_stage(plan, mapped.stage)
-    rejected = record_rejects(plan, spec.entity, result.rejects, update_links=not plan.dry_run)
+    record_rejects(plan, spec.entity, result.rejects, update_links=not plan.dry_run)
     if result.skipped:
         ledger.record([JournalEntry(org=plan.org, run_id=plan.run_id, entity=spec.entity, zoho_id=s.zoho_id,
                                     action="skip", outcome="skipped", message=s.reason) for s in result.skipped])
-    counts = Counter({"unchanged": len(result.unchanged), "rejected": rejected, "skipped": len(result.skipped)})
+    counts = Counter({"unchanged": len(result.unchanged), "rejected": 0, "skipped": len(result.skipped)})
+    counts.update(reject_counts(result.rejects))
     by_action: dict[str, list[Any]] = {}
     for doc in result.documents:
         by_action.setdefault(doc.action, []).append(doc)
