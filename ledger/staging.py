@@ -8,7 +8,7 @@ pages a run has, and leaves no customer data in Prefect's result storage.
 from __future__ import annotations
 
 import zlib
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import orjson
@@ -41,6 +41,18 @@ class StagingMixin(LedgerBase):
         if body is None:
             raise KeyError(f"no stage {name!r} for run {run_id} of {org}")
         return orjson.loads(zlib.decompress(body))
+
+    def stage_get_fresh(self, org: str, run_id: str, name: str, max_age_seconds: float) -> list[dict[str, Any]] | None:
+        """The items staged under ``name`` if staged within ``max_age_seconds``, else None."""
+        with self._read() as session:
+            row = session.execute(select(STAGE.c.body, STAGE.c.created_at).where(
+                STAGE.c.org == org, STAGE.c.run_id == run_id, STAGE.c.name == name)).one_or_none()
+        if row is None or row.created_at is None:
+            return None
+        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        if (utcnow() - created).total_seconds() > max_age_seconds:
+            return None
+        return orjson.loads(zlib.decompress(row.body))
 
     def stage_drop(self, org: str, run_id: str) -> int:
         """Drop a run's stages (after it completed)."""

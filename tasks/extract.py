@@ -22,6 +22,7 @@ from mappings import OrgConfig, ReferenceData, load_org, parse_xero_datetime
 from tasks import runtime
 from tasks.plan import RunPlan, window_since
 from tasks.retry import TRANSIENT
+from zxsync.settings import get_settings
 
 #: Zoho fields the mapping reads per module (intersected with the org's live field list).
 STANDARD_FIELDS: dict[str, tuple[str, ...]] = {
@@ -84,7 +85,7 @@ def reference(plan: RunPlan, *, contacts: bool = False) -> ReferenceData:
     with _ref_lock:
         if key in _ref_cache:
             return _ref_cache[key]
-        xero = _staged(plan, "reference:xero", lambda: [_fetch_xero_reference(plan)])[0]
+        xero = _staged(plan, "reference:xero", lambda: [_xero_reference(plan)])[0]
         fields = {m: _staged(plan, f"reference:zoho:{m}", lambda m=m: runtime.zoho(plan.org).fields(m))
                   for m in zoho_modules(plan)}
         data = {**xero, "zoho_fields": fields}
@@ -115,12 +116,32 @@ def _staged(plan: RunPlan, name: str, fetch: Any) -> list[dict[str, Any]]:
         return items
 
 
-def _fetch_xero_reference(plan: RunPlan) -> dict[str, Any]:
+#: Where the settings part of the Xero reference data waits for the next run of a few record ids.
+REFERENCE_CACHE_RUN = "reference-cache"
+
+
+def _xero_reference(plan: RunPlan) -> dict[str, Any]:
+    """Xero's reference data for validation: the organisation's settings (reused by an event run
+    within ``ZX_REFERENCE_REUSE_SECONDS`` of the last read, see settings) and its items (always
+    read: the last run may have just created some)."""
+    ledger = runtime.ledger()
+    reuse = get_settings().reference_reuse_seconds
+    settings_part: dict[str, Any] | None = None
+    if plan.window.kind == "record-ids" and reuse > 0:
+        cached = ledger.stage_get_fresh(plan.org, REFERENCE_CACHE_RUN, "reference:xero", reuse)
+        settings_part = cached[0] if cached else None
+    if settings_part is None:
+        settings_part = _fetch_xero_settings(plan)
+        ledger.stage_put(plan.org, REFERENCE_CACHE_RUN, "reference:xero", [settings_part])
+    return {**settings_part, "items": runtime.xero(plan.org).items()}
+
+
+def _fetch_xero_settings(plan: RunPlan) -> dict[str, Any]:
     xero = runtime.xero(plan.org)
     return {"organisation": xero.organisation(), "accounts": xero.accounts(), "tax_rates": xero.tax_rates(),
             "branding_themes": xero.branding_themes(),
             "tracking_categories": xero.tracking_categories(include_archived=True),
-            "currencies": xero.currencies(), "items": xero.items()}
+            "currencies": xero.currencies()}
 
 
 def zoho_modules(plan: RunPlan) -> list[str]:

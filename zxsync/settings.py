@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     # Ledger retention (days) for the journal; links are kept.
     retention_days: int = 30
 
+    # Runs of a few record ids (events, the "Sync to Xero" button) reuse the Xero reference data
+    # (organisation, accounts, tax rates, themes, tracking, currencies) read by a run of the last
+    # this many seconds: 6 of the tenant's 60 calls a minute saved per event run. 0 = always read.
+    # Scheduled and manual runs always read it afresh; items are always read.
+    reference_reuse_seconds: float = 600.0
+
     # --- derived values -------------------------------------------------------------------------
     @property
     def resolved_database_url(self) -> str:
