@@ -27,13 +27,13 @@ start, and Xero's 60 calls a minute per tenant shared by all runs.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 import math
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
