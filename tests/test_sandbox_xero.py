@@ -4,11 +4,11 @@ One sandbox per module (on a free loopback port), reset to the demo seed before 
 Exact error strings come from ../shared/docs/xero-api-notes.md §10.
 """
 
+# ruff: noqa: F811  (the sandbox fixtures are imported by name)
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -16,29 +16,18 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_sandbox_xero_support import XeroCaller, advance, errors_of
+from test_sandbox_xero_support import (  # noqa: F401  (fixtures are requested by their names)
+    XeroCaller,
+    advance,
+    errors_of,
+    running,
+    url,
+    x,
+)
 
-from sandbox.server import RunningSandbox, start
+from sandbox.server import start
 from sandbox.xero.app import XeroSandbox
 from sandbox.xero.seed import DEMO_CLIENT_ID, DEMO_TENANT_ID
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    server = start(XeroSandbox(tmp_path_factory.mktemp("xero")))
-    yield server
-    server.stop()
-
-
-@pytest.fixture()
-def url(running: RunningSandbox) -> str:
-    requests.post(f"{running.url}/_sandbox/reset", params={"seed": "demo"}, timeout=30).raise_for_status()
-    return running.url
-
-
-@pytest.fixture()
-def x(url: str) -> XeroCaller:
-    return XeroCaller.connect(url)
 
 
 @pytest.fixture()

@@ -6,37 +6,24 @@ The notes list the PO statuses (DRAFT, SUBMITTED, AUTHORISED, BILLED, DELETED) b
 transition table; where a test pins a transition, it pins the sandbox's documented choice.
 """
 
+# ruff: noqa: F811  (the sandbox fixtures are imported by name)
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 import requests
-from test_sandbox_xero_support import XeroCaller, errors_of
+from test_sandbox_xero_support import (  # noqa: F401  (fixtures are requested by their names)
+    XeroCaller,
+    errors_of,
+    running,
+    url,
+    x,
+)
 
-from sandbox.server import RunningSandbox, start
+from sandbox.server import RunningSandbox
 from sandbox.xero.app import XeroSandbox
 
 PO_MSG = "Purchase Order not of valid status for modification"
 API = "/api.xro/2.0"
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    server = start(XeroSandbox(tmp_path_factory.mktemp("xero_more")))
-    yield server
-    server.stop()
-
-
-@pytest.fixture()
-def url(running: RunningSandbox) -> str:
-    requests.post(f"{running.url}/_sandbox/reset", params={"seed": "demo"}, timeout=30).raise_for_status()
-    return running.url
-
-
-@pytest.fixture()
-def x(url: str) -> XeroCaller:
-    return XeroCaller.connect(url)
 
 
 @pytest.fixture()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import requests
+
+from sandbox.server import RunningSandbox, start
+from sandbox.xero.app import XeroSandbox
 
 API = "/api.xro/2.0"
 
@@ -93,3 +98,22 @@ def errors_of(answer: requests.Response) -> list[str]:
 
 def advance(url: str, seconds: float) -> None:
     requests.put(f"{url}/_sandbox/clock", json={"advance_seconds": seconds}, timeout=10).raise_for_status()
+
+
+# --- fixtures: one sandbox per test module, reset to the demo seed before each test ------------------
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    server = start(XeroSandbox(tmp_path_factory.mktemp("xero")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def url(running: RunningSandbox) -> str:
+    requests.post(f"{running.url}/_sandbox/reset", params={"seed": "demo"}, timeout=30).raise_for_status()
+    return running.url
+
+
+@pytest.fixture()
+def x(url: str) -> XeroCaller:
+    return XeroCaller.connect(url)
