@@ -87,7 +87,8 @@ def test_demo_org_matches_the_demo_universe() -> None:
         for m in getattr(org.fields, section)
         for t in m.transforms
     }
-    assert {"trim", "lower", "LookupTransform", "TruncateTransform", "DateTransform"} <= kinds
+    assert {"trim", "lower", "upper", "LookupTransform", "TruncateTransform", "DateTransform",
+            "RoundTransform"} <= kinds
     assert any(m.template for m in org.fields.products)
     assert any(isinstance(m.source, list) for m in org.fields.invoices)
     assert org.fields.invoices_to_zoho and org.fields.contacts_to_zoho

@@ -301,6 +301,7 @@ def test_invoices_created_in_xero_become_zoho_invoices() -> None:
         "Currency": "NZD",
         "Xero_Invoice_ID": "xi-9",
         "Xero_Invoice_Number": "INV-0900",
+        "Xero_Amount_Due": 276.0,  # the demo's invoices_to_zoho mapping (rounded to 2 dp)
         "Account_Name": {"id": "z-acc"},
         "Invoiced_Items": [
             {
