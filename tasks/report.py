@@ -36,6 +36,9 @@ ENTITY_LABEL = {"contacts": "contacts", "vendors": "vendors", "products": "items
                 "purchase_orders": "purchase_orders", "sales_orders": "sales_orders", "quotes": "quotes",
                 "payments": "payments"}
 
+#: Journal outcomes the rejects artifact lists (and the summary counts as rejects).
+REJECT_OUTCOMES = ("rejected", "deferred", "locked", "error")
+
 
 def summary_key(org: str) -> str:
     return f"sync-summary-{org}"
@@ -69,7 +72,7 @@ def finish_run(plan: RunPlan, totals: dict[str, dict[str, int]], extracts: list[
                                **entities}
     # Only the rejects are read: the run's whole journal (a snapshot per record written) would make
     # memory grow with the org (benchmarks: 250 -> 1,040 MiB at the end of a 50,000-invoice first sync).
-    rejects = ledger.journal_for(plan.org, run_id=plan.run_id, outcomes=("rejected", "deferred", "locked", "error"))
+    rejects = ledger.journal_for(plan.org, run_id=plan.run_id, outcomes=REJECT_OUTCOMES)
     summary["rejects"] = len({(r.entity, r.zoho_id, r.xero_id) for r in rejects})
     ledger.finish_run(plan.run_id, "completed", counts=entities)
     _publish(plan, entities, rejects)
@@ -138,7 +141,7 @@ def stop_run(plan: RunPlan, totals: dict[str, dict[str, int]], extracts: list[Ex
     entities = _entities(plan, totals, extracts)
     ledger = runtime.ledger()
     ledger.finish_run(plan.run_id, "failed", counts=entities)
-    rejects = ledger.journal_for(plan.org, run_id=plan.run_id, outcomes=("rejected", "deferred", "locked", "error"))
+    rejects = ledger.journal_for(plan.org, run_id=plan.run_id, outcomes=REJECT_OUTCOMES)
     _publish(plan, entities, rejects, note=message)
     get_run_logger().error("%s Done before the stop: %s", message, "; ".join(
         f"{e}: " + ", ".join(f"{k} {v}" for k, v in row.items() if v) for e, row in entities.items()
@@ -162,9 +165,7 @@ def _publish(plan: RunPlan, entities: dict[str, dict[str, int]], rejects: list[A
         lines += ["| record | in Zoho | in Xero | rule | reason | how to fix |", "|---|---|---|---|---|---|"]
         for r in rejects:
             record = r.zoho_id or r.xero_id or ""
-            module = ZOHO_MODULE.get(r.entity or "", "")
-            zoho = f"[open]({config.record_url(module, r.zoho_id)})" if r.zoho_id and module else ""
-            xero = f"[open]({xero_url(r.entity or '', r.xero_id)})" if r.xero_id else ""
+            zoho, xero = _links(config, r)
             lines.append(f"| {record} | {zoho} | {xero} | {r.rule or r.outcome} | {_cell(r.message)} | "
                          f"{_cell(r.hint)} |")
     create_markdown_artifact(key=rejects_key(plan.org), markdown="\n".join(lines),
@@ -197,9 +198,7 @@ def _publish_changes(plan: RunPlan) -> None:
         config = load_org(plan.org)
         lines += ["| record | action | in Zoho | in Xero | note |", "|---|---|---|---|---|"]
         for r in written[:CHANGES_SHOWN]:
-            module = ZOHO_MODULE.get(r.entity or "", "")
-            zoho = f"[open]({config.record_url(module, r.zoho_id)})" if r.zoho_id and module else ""
-            xero = f"[open]({xero_url(r.entity or '', r.xero_id)})" if r.xero_id else ""
+            zoho, xero = _links(config, r)
             lines.append(f"| {r.entity} {r.zoho_id or r.xero_id or ''} | {r.action} | {zoho} | {xero} | "
                          f"{_cell(r.message)} |")
         if len(written) > CHANGES_SHOWN:
@@ -207,6 +206,14 @@ def _publish_changes(plan: RunPlan) -> None:
                            "the ledger's journal keeps every one.")]
     create_markdown_artifact(key=changes_key(plan.org), markdown="\n".join(lines),
                              description=f"Records written by run {plan.run_id}")
+
+
+def _links(config: Any, entry: Any) -> tuple[str, str]:
+    """Markdown links to a journalled record in Zoho and in Xero ('' where it has no id there)."""
+    module = ZOHO_MODULE.get(entry.entity or "", "")
+    zoho = f"[open]({config.record_url(module, entry.zoho_id)})" if entry.zoho_id and module else ""
+    xero = f"[open]({xero_url(entry.entity or '', entry.xero_id)})" if entry.xero_id else ""
+    return zoho, xero
 
 
 #: Ledger entity -> the Zoho module its records live in (for links in the sync log).

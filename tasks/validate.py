@@ -73,6 +73,15 @@ def link_state_for(reject: Reject) -> str:
     return "deferred" if reject.deferred else "rejected"
 
 
+def _first_blocking(rejects: list[Reject]) -> dict[str, Reject]:
+    """Each refused record's first blocking reject (the one its link state follows)."""
+    first: dict[str, Reject] = {}
+    for r in rejects:
+        if r.blocking:
+            first.setdefault(r.record_id, r)
+    return first
+
+
 def record_rejects(plan: RunPlan, entity: str, rejects: list[Reject], *, update_links: bool = True) -> int:
     """Journal rejects (and warnings) and mark the records so the next run reads them again."""
     if not rejects:
@@ -83,10 +92,7 @@ def record_rejects(plan: RunPlan, entity: str, rejects: list[Reject], *, update_
                             outcome=("deferred" if r.deferred else "rejected") if r.blocking else "warning",
                             rule=r.rule, field=r.field, message=r.message, hint=r.hint)
                for r in rejects]
-    first: dict[str, Reject] = {}
-    for r in rejects:
-        if r.blocking:
-            first.setdefault(r.record_id, r)
+    first = _first_blocking(rejects)
     with ledger.atomic():
         ledger.record(entries)
         if update_links and first:
@@ -106,10 +112,7 @@ def record_rejects(plan: RunPlan, entity: str, rejects: list[Reject], *, update_
 def reject_counts(rejects: list[Reject]) -> Counter[str]:
     """Records refused, by the state they are left in: ``rejected``, ``deferred`` or ``locked``
     (one per record, as :func:`record_rejects` marks them; warnings don't count)."""
-    first: dict[str, Reject] = {}
-    for r in rejects:
-        if r.blocking:
-            first.setdefault(r.record_id, r)
+    first = _first_blocking(rejects)
     return Counter("locked" if (state := link_state_for(r)).startswith("locked") else state for r in first.values())
 
 
